@@ -1,0 +1,47 @@
+# epipe — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export EPIPE_HOME ?= $(CURDIR)/.epipe
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## create .venv with epipe and its dev tools (idempotent)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "epipe needs Python >= 3.11 (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+demo: install ## start the embedded stack, load sample images, show what to try
+	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
+
+test: install ## run the whole test suite
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+lint: install ## ruff (format check + lint) and mypy
+	$(BIN)/ruff format --check epipe tests
+	$(BIN)/ruff check epipe tests
+	$(BIN)/mypy
+
+check: lint test ## everything CI should hold: lint, types, tests
+
+fmt: install ## format the code in place
+	$(BIN)/ruff format epipe tests
+	$(BIN)/ruff check --fix epipe tests
+
+stop: install ## stop the embedded PostgreSQL of EPIPE_HOME
+	$(BIN)/epipe db stop
+
+clean: ## remove the venv, caches and the demo's EPIPE_HOME
+	-$(BIN)/epipe db stop 2>/dev/null
+	rm -rf $(VENV) .epipe .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+.PHONY: help install demo test lint check fmt stop clean

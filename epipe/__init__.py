@@ -1,0 +1,1 @@
+"""epipe: metadata change capture and search for a PostgreSQL-backed file system."""

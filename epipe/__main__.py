@@ -1,0 +1,3 @@
+from epipe.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""The `epipe` command line: the composition root.
+
+Settings are read once here; commands get what they need from `Context`. Every EpipeError
+ends the command with one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from epipe.cli import accounts, db, fs, load
+from epipe.cli.context import Context
+from epipe.errors import EpipeError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EpipeError as exc:
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                click.echo(f"epipe: {line}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="epipe")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Metadata change capture and search for a PostgreSQL-backed file system."""
+    ctx.obj = ctx.with_resource(Context())
+
+
+cli.add_command(db.db)
+cli.add_command(db.init)
+cli.add_command(fs.fs)
+cli.add_command(load.load)
+cli.add_command(accounts.user)
+cli.add_command(accounts.project)
+
+
+def main() -> None:
+    cli(prog_name="epipe")

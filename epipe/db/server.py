@@ -1,0 +1,69 @@
+"""Reaching the metadata database: the embedded server or an external one (EPIPE_DSN).
+
+An external server is checked before use; each problem is one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from epipe.db.embedded import EmbeddedPostgres
+from epipe.errors import DatabaseError
+from epipe.settings import Settings
+
+MIN_SERVER_VERSION = 140000  # pgoutput protocol v2 (streaming of large transactions)
+
+
+def connect(dsn: str, *, autocommit: bool = True, **kwargs: object) -> psycopg.Connection:
+    """A psycopg connection, failures translated to DatabaseError."""
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, **kwargs)  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise DatabaseError(f"cannot connect to the metadata database: {reason}") from None
+
+
+def check_server(dsn: str) -> list[str]:
+    """Problems that stop epipe from using the server at `dsn` (empty list: ready)."""
+    try:
+        conn = connect(dsn)
+    except DatabaseError as exc:
+        return [f"EPIPE_DSN: {exc}; check host, port, user and password"]
+    problems = []
+    with conn:
+        version = conn.info.server_version
+        if version < MIN_SERVER_VERSION:
+            problems.append(f"EPIPE_DSN: PostgreSQL {version // 10000} is too old; use 14 or newer")
+        row = conn.execute("SELECT current_setting('wal_level')").fetchone()
+        if row is None or row[0] != "logical":
+            problems.append(
+                f"EPIPE_DSN: wal_level is '{row[0] if row else '?'}'; set wal_level = logical "
+                "in postgresql.conf and restart the server"
+            )
+        row = conn.execute(
+            "SELECT current_user, rolreplication OR rolsuper FROM pg_roles "
+            "WHERE rolname = current_user"
+        ).fetchone()
+        if row is None or not row[1]:
+            user = row[0] if row else "?"
+            problems.append(
+                f"EPIPE_DSN: role {user} may not replicate; run ALTER ROLE {user} REPLICATION"
+            )
+        row = conn.execute("SELECT current_setting('max_replication_slots')::int").fetchone()
+        if row is None or row[0] < 1:
+            problems.append("EPIPE_DSN: max_replication_slots is 0; set it to at least 4")
+    return problems
+
+
+def database_dsn(settings: Settings, *, start: bool = True) -> str:
+    """The DSN of the metadata database: the embedded server (started on demand) or EPIPE_DSN."""
+    if settings.dsn is not None:
+        dsn = settings.dsn.get_secret_value()
+        problems = check_server(dsn)
+        if problems:
+            raise DatabaseError("\n".join(problems))
+        return dsn
+    server = EmbeddedPostgres(settings.home)
+    if start:
+        server.start()
+    return server.dsn

@@ -1,0 +1,45 @@
+"""The one exception tree of epipe.
+
+    EpipeError                 every failure epipe reports on purpose
+    ├── ConfigError            a setting is wrong; the message names it and the fix
+    ├── DatabaseError          the metadata database cannot be started, reached or used
+    │   └── MigrationError     the schema cannot be brought to the expected version
+    ├── AccountError           unknown or duplicate user / project, bad role
+    └── FsError                a file-system operation failed; carries a POSIX error name
+
+Adapters translate their library's exceptions into these at the edge, so callers never
+see psycopg or subprocess errors.
+"""
+
+from __future__ import annotations
+
+
+class EpipeError(Exception):
+    """Root of every error epipe raises deliberately."""
+
+
+class ConfigError(EpipeError):
+    """A setting is missing or wrong."""
+
+
+class DatabaseError(EpipeError):
+    """The metadata database cannot be started, reached or used."""
+
+
+class MigrationError(DatabaseError):
+    """The schema cannot be migrated (e.g. an applied migration was edited)."""
+
+
+class AccountError(EpipeError):
+    """A user, project or membership request is invalid."""
+
+
+class FsError(EpipeError):
+    """A namespace operation failed with a POSIX error (ENOENT, EEXIST, ...)."""
+
+    def __init__(self, code: str, path: str, detail: str = "") -> None:
+        self.code = code
+        self.path = path
+        self.detail = detail
+        text = f"{code}: {path}" if path else code
+        super().__init__(f"{text} ({detail})" if detail else text)

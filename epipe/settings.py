@@ -1,0 +1,68 @@
+"""Settings: built once at the entry point from the environment (and epipe.toml).
+
+Library code receives a frozen `Settings`; nothing below the CLI reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Every knob of epipe; the environment wins over `epipe.toml`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EPIPE_",
+        frozen=True,
+        extra="ignore",
+        toml_file="epipe.toml",
+    )
+
+    home: Path = Field(default=Path(".epipe"), description="data dir of the embedded stack")
+    dsn: SecretStr | None = Field(default=None, description="external PostgreSQL DSN")
+    bus: Literal["inprocess", "kafka"] = "inprocess"
+    kafka_bootstrap: str | None = None
+    index: Literal["tantivy", "elasticsearch"] = "tantivy"
+    es_url: str | None = None
+    hms_uri: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def embedded(self) -> bool:
+        """True when epipe runs its own PostgreSQL (no EPIPE_DSN)."""
+        return self.dsn is None
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning validation errors into one line per bad setting."""
+    from pydantic import ValidationError
+
+    from epipe.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "EPIPE_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("; ".join(lines)) from None

@@ -1,0 +1,66 @@
+"""Shared fixtures: one real embedded PostgreSQL per test worker, a fresh database per test.
+
+Each test database is cloned from a migrated template (CREATE DATABASE ... TEMPLATE), so
+every test starts from `epipe init` state in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from epipe.db.embedded import EmbeddedPostgres
+from epipe.db.migrate import migrate
+from epipe.db.server import connect
+from epipe.fs.namespace import Namespace
+
+TEMPLATE = "epipe_template"
+_serial = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("epipe-home"))
+    server.start()
+    with connect(server.dsn) as conn:
+        conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    with connect(_dsn_for(server, TEMPLATE)) as conn:
+        migrate(conn)
+    yield server
+    server.stop()
+
+
+def _dsn_for(server: EmbeddedPostgres, dbname: str) -> str:
+    return server.dsn.replace("dbname=epipe", f"dbname={dbname}")
+
+
+@pytest.fixture
+def dsn(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """DSN of a database of its own for this test, already migrated."""
+    name = f"t{next(_serial)}"
+    with connect(pg_server.dsn) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    yield _dsn_for(pg_server, name)
+    with connect(pg_server.dsn) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection]:
+    with connect(dsn) as connection:
+        yield connection
+
+
+@pytest.fixture
+def ns(conn: psycopg.Connection) -> Namespace:
+    """The namespace as the superuser root."""
+    return Namespace(conn)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

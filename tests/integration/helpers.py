@@ -1,0 +1,58 @@
+"""Assertions over the metadata database shared by the integration tests."""
+
+from __future__ import annotations
+
+import psycopg
+
+TABLES = ("inodes", "xattrs", "prov_ops", "users", "groups", "projects", "memberships")
+
+
+def snapshot(conn: psycopg.Connection) -> dict[str, str | None]:
+    """A digest of every metadata table: equal snapshots mean nothing was written."""
+    return {
+        table: conn.execute(
+            f"SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t"
+        ).fetchone()[0]  # type: ignore[index]
+        for table in TABLES
+    }
+
+
+def prov_ops(conn: psycopg.Connection) -> list[tuple[str, str, str | None]]:
+    """(op, name, app_id) of every provenance row, oldest first."""
+    return conn.execute("SELECT op, name, app_id FROM prov_ops ORDER BY id").fetchall()
+
+
+def tree_problems(conn: psycopg.Connection) -> list[str]:
+    """What makes the inode table not a tree rooted at inode 1 (empty list: a valid tree)."""
+    problems = []
+    unreachable = conn.execute(
+        """WITH RECURSIVE reach (id) AS (
+               SELECT id FROM inodes WHERE id = 1
+               UNION ALL
+               SELECT i.id FROM inodes i JOIN reach r ON i.parent_id = r.id)
+           SELECT count(*) FROM inodes WHERE id NOT IN (SELECT id FROM reach)"""
+    ).fetchone()[0]  # type: ignore[index]
+    if unreachable:
+        problems.append(f"{unreachable} inodes unreachable from / (a cycle or an orphan)")
+    orphans = conn.execute(
+        "SELECT count(*) FROM inodes c LEFT JOIN inodes p ON p.id = c.parent_id "
+        "WHERE c.id <> 1 AND p.id IS NULL"
+    ).fetchone()[0]  # type: ignore[index]
+    if orphans:
+        problems.append(f"{orphans} inodes whose parent does not exist")
+    under_files = conn.execute(
+        "SELECT count(*) FROM inodes c JOIN inodes p ON p.id = c.parent_id WHERE p.kind = 'f'"
+    ).fetchone()[0]  # type: ignore[index]
+    if under_files:
+        problems.append(f"{under_files} inodes below a file")
+    duplicates = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM inodes GROUP BY parent_id, name HAVING count(*) > 1) d"
+    ).fetchone()[0]  # type: ignore[index]
+    if duplicates:
+        problems.append(f"{duplicates} duplicate names in a directory")
+    stray_xattrs = conn.execute(
+        "SELECT count(*) FROM xattrs x LEFT JOIN inodes i ON i.id = x.inode_id WHERE i.id IS NULL"
+    ).fetchone()[0]  # type: ignore[index]
+    if stray_xattrs:
+        problems.append(f"{stray_xattrs} xattrs of missing inodes")
+    return problems
