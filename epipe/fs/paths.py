@@ -13,6 +13,15 @@ MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 8192
 
 
+def utf8_size(text: str, *, path: str, what: str) -> int:
+    """Bytes of `text` in UTF-8; EINVAL if it holds lone surrogates (undecodable input)."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        printable = path.encode("utf-8", "replace").decode()
+        raise FsError("EINVAL", printable, f"{what} is not valid UTF-8") from None
+
+
 def check_name(name: str, *, path: str = "") -> str:
     """`name` unchanged if it is a valid entry name, else FsError EINVAL saying why."""
     where = path or name
@@ -24,10 +33,7 @@ def check_name(name: str, *, path: str = "") -> str:
         raise FsError("EINVAL", where, "name contains a NUL byte")
     if name in (".", ".."):
         raise FsError("EINVAL", where, f"'{name}' is not allowed as a name")
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise FsError("EINVAL", where, "name is not valid UTF-8") from None
+    size = utf8_size(name, path=where, what="name")
     if size > MAX_NAME_BYTES:
         raise FsError("EINVAL", where, f"name is {size} bytes, the limit is {MAX_NAME_BYTES}")
     return name
@@ -41,12 +47,7 @@ def split_path(path: str) -> list[str]:
         raise FsError("EINVAL", path, "path must be absolute (start with '/')")
     if "\x00" in path:
         raise FsError("EINVAL", path.replace("\x00", "\\0"), "path contains a NUL byte")
-    try:
-        size = len(path.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise FsError(
-            "EINVAL", path.encode("utf-8", "replace").decode(), "not valid UTF-8"
-        ) from None
+    size = utf8_size(path, path=path, what="path")
     if size > MAX_PATH_BYTES:
         raise FsError("EINVAL", path[:64] + "...", f"path is {size} bytes, limit {MAX_PATH_BYTES}")
     parts = [part for part in path.split("/") if part]

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from epipe.errors import FsError
-from epipe.fs.paths import MAX_NAME_BYTES
+from epipe.fs.paths import MAX_NAME_BYTES, utf8_size
 
 MAX_VALUE_BYTES = 64 * 1024
 NAMESPACES = ("user", "system")
@@ -27,10 +27,7 @@ def parse_name(name: str, *, path: str = "") -> tuple[str, str]:
         raise FsError("EINVAL", path, f"xattr name {name!r} is empty")
     if "\x00" in bare:
         raise FsError("EINVAL", path, "xattr name contains a NUL byte")
-    try:
-        size = len(bare.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise FsError("EINVAL", path, "xattr name is not valid UTF-8") from None
+    size = utf8_size(bare, path=path, what="xattr name")
     if size > MAX_NAME_BYTES:
         raise FsError("EINVAL", path, f"xattr name is {size} bytes, limit {MAX_NAME_BYTES}")
     return namespace, bare
@@ -61,10 +58,7 @@ def encode_value(value: Any, *, path: str = "") -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise FsError("EINVAL", path, f"xattr value is not JSON-serialisable: {exc}") from None
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise FsError("EINVAL", path, "xattr value is not valid UTF-8") from None
+    size = utf8_size(text, path=path, what="xattr value")
     if size > MAX_VALUE_BYTES:
         raise FsError("EINVAL", path, f"xattr value is {size} bytes, the limit is 65536")
     if "\\u0000" in text and _contains_nul(value):

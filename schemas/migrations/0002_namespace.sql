@@ -292,6 +292,16 @@ BEGIN
     RETURN node.id;
 END $$;
 
+-- Changing an xattr: write access, and the superuser alone for the `system` namespace.
+CREATE FUNCTION fs_authorize_xattr(actor integer, parts text[], ns text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM fs_authorize(actor, parts, 'write');
+    IF ns = 'system' AND NOT fs_is_superuser(actor) THEN
+        PERFORM fs_error('EACCES', parts, 'only the superuser changes system attributes');
+    END IF;
+END $$;
+
 CREATE FUNCTION fs_setxattr(actor integer, app text, parts text[], ns text, xname text,
                             xvalue jsonb)
 RETURNS bigint
@@ -299,10 +309,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     node inodes;
 BEGIN
-    PERFORM fs_authorize(actor, parts, 'write');
-    IF ns = 'system' AND NOT fs_is_superuser(actor) THEN
-        PERFORM fs_error('EACCES', parts, 'only the superuser sets system attributes');
-    END IF;
+    PERFORM fs_authorize_xattr(actor, parts, ns);
     node := fs_lookup(parts);
     INSERT INTO xattrs (inode_id, namespace, name, value)
     VALUES (node.id, ns, xname, xvalue)
@@ -317,10 +324,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     node inodes;
 BEGIN
-    PERFORM fs_authorize(actor, parts, 'write');
-    IF ns = 'system' AND NOT fs_is_superuser(actor) THEN
-        PERFORM fs_error('EACCES', parts, 'only the superuser removes system attributes');
-    END IF;
+    PERFORM fs_authorize_xattr(actor, parts, ns);
     node := fs_lookup(parts);
     DELETE FROM xattrs WHERE inode_id = node.id AND namespace = ns AND name = xname;
     IF NOT FOUND THEN
