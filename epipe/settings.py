@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     index: Literal["tantivy", "elasticsearch"] = "tantivy"
     es_url: str | None = None
     hms_uri: str | None = None
+    slot: str = Field(
+        default="epipe", pattern=r"^[a-z0-9_]{1,63}$", description="replication slot of the tailer"
+    )
+    publication: str = Field(default="epipe", pattern=r"^[a-z0-9_]{1,63}$")
+    kafka_partitions: int = Field(default=6, ge=1, le=1000)
+    kafka_replication: int = Field(default=1, ge=1, le=10)
+    heartbeat_interval: float = Field(
+        default=1.0, gt=0, le=60, description="seconds between heartbeats when idle"
+    )
 
     @classmethod
     def settings_customise_sources(

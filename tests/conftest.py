@@ -7,6 +7,7 @@ every test starts from `epipe init` state in a few milliseconds.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,26 @@ def dsn(pg_server: EmbeddedPostgres) -> Iterator[str]:
     with connect(pg_server.dsn) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
     yield _dsn_for(pg_server, name)
-    with connect(pg_server.dsn) as conn:
+    drop_database(pg_server, name)
+
+
+def drop_database(server: EmbeddedPostgres, name: str) -> None:
+    """Drop a test database and the replication slots a test left on it."""
+    with connect(server.dsn) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+            "WHERE database = %s AND active_pid IS NOT NULL",
+            [name],
+        )
+        for _ in range(100):
+            slots = conn.execute(
+                "SELECT slot_name, active FROM pg_replication_slots WHERE database = %s", [name]
+            ).fetchall()
+            if not any(active for _, active in slots):
+                break
+            time.sleep(0.05)
+        for slot, _ in slots:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from epipe.cli import accounts, db, fs, load
+from epipe.cli import accounts, bench, db, fs, load, pipeline
 from epipe.cli.context import Context
 from epipe.errors import EpipeError
 
@@ -40,6 +40,11 @@ cli.add_command(fs.fs)
 cli.add_command(load.load)
 cli.add_command(accounts.user)
 cli.add_command(accounts.project)
+cli.add_command(pipeline.run)
+cli.add_command(pipeline.tail)
+cli.add_command(pipeline.status)
+cli.add_command(pipeline.wait)
+cli.add_command(bench.bench)
 
 
 def main() -> None:

@@ -1,0 +1,204 @@
+"""`epipe bench capture`: row changes per second from committed changes to the bus.
+
+The same committed changes are drained from separate replication slots, created together
+before the workload: by `pg_recvlogical` (pgoutput to /dev/null: what the server can decode
+and send, the physical limit here) and by epipe's tailer into the in-process bus with a
+consumer that acknowledges every event (and into Kafka when a broker is configured).
+Runs alternate, twice each, and the best of each is compared.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from epipe.bus import Bus
+from epipe.bus.inprocess import InProcessBus
+from epipe.db.embedded import binaries_dir
+from epipe.db.migrate import migrate
+from epipe.db.server import connect
+from epipe.events import Event
+from epipe.fs.model import Actor
+from epipe.fs.namespace import Namespace
+from epipe.load.bulk import load_images
+from epipe.lsn import lsn_from_str, lsn_to_str
+from epipe.pipeline.consume import Consumer
+from epipe.pipeline.store import PipelineStore
+from epipe.pipeline.tail import Tailer
+from epipe.source.postgres import PostgresSource
+
+DATABASE = "epipe_bench"
+PUBLICATION = "epipe_bench"
+
+
+@dataclass(frozen=True)
+class Drain:
+    what: str
+    changes: int
+    seconds: float
+
+    @property
+    def per_s(self) -> float:
+        return self.changes / self.seconds
+
+
+class _CountingSink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, event: Event) -> None:
+        self.count += 1
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run(
+    admin_dsn: str,
+    *,
+    images: int = 50_000,
+    repeats: int = 2,
+    kafka: Callable[[], Bus] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    dsn = _fresh_database(admin_dsn)
+    with connect(dsn) as conn:
+        migrate(conn)
+        conn.execute(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE inodes, xattrs, prov_ops")
+        kinds = ["recvlogical", "epipe"] + (["kafka"] if kafka else [])
+        slots = {(kind, i): f"bench_{kind}_{i}" for kind in kinds for i in range(repeats)}
+        for slot in slots.values():
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [slot])
+        progress(f"workload: {images:,} images loaded, then removed with rm -r")
+        changes, end = _workload(conn, images)
+        drains: dict[str, list[Drain]] = {kind: [] for kind in kinds}
+        for i in range(repeats):
+            for kind in kinds:
+                slot = slots[(kind, i)]
+                if kind == "recvlogical":
+                    drain = _recvlogical(dsn, slot, end, changes)
+                else:
+                    bus = InProcessBus() if kind == "epipe" else kafka()  # type: ignore[misc]
+                    drain = _epipe(dsn, slot, end, changes, bus)
+                drains[kind].append(drain)
+                progress(f"{kind} run {i + 1}: {drain.per_s:,.0f} changes/s")
+        for slot in slots.values():
+            conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+    best = {kind: max(d.per_s for d in runs) for kind, runs in drains.items()}
+    result: dict[str, Any] = {
+        "changes": changes,
+        "events_per_s": round(best["epipe"]),
+        "baseline": "pg_recvlogical (pgoutput, to /dev/null)",
+        "baseline_events_per_s": round(best["recvlogical"]),
+        "ratio": round(best["epipe"] / best["recvlogical"], 3),
+        "runs": {kind: [round(d.per_s) for d in runs] for kind, runs in drains.items()},
+    }
+    if kafka:
+        result["kafka_events_per_s"] = round(best["kafka"])
+        result["kafka_ratio"] = round(best["kafka"] / best["recvlogical"], 3)
+    _drop_database(admin_dsn)
+    return result
+
+
+def _fresh_database(admin_dsn: str) -> str:
+    _drop_database(admin_dsn)
+    with connect(admin_dsn) as conn:
+        conn.execute(f"CREATE DATABASE {DATABASE}")
+        dbname = conn.info.dbname
+    return admin_dsn.replace(f"dbname={dbname}", f"dbname={DATABASE}")
+
+
+def _drop_database(admin_dsn: str) -> None:
+    with connect(admin_dsn) as conn:
+        for (slot,) in conn.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE database = %s", [DATABASE]
+        ).fetchall():
+            conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+
+def _workload(conn: psycopg.Connection, images: int) -> tuple[int, int]:
+    """Commit the changes every drain reads; (row changes, WAL position after them)."""
+    load_images(conn, Actor("root", "bench"), under="/bench", count=images, seed=1)
+    Namespace(conn, Actor("root", "bench")).rm("/bench", recursive=True)
+    end = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert end is not None
+    return _count_changes(conn), lsn_from_str(end[0])
+
+
+def _count_changes(conn: psycopg.Connection) -> int:
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM prov_ops),"
+        " (SELECT count(*) FROM prov_ops WHERE op IN ('create', 'mkdir')),"
+        " (SELECT count(*) FROM prov_ops WHERE op = 'setxattr')"
+    ).fetchone()
+    assert row is not None
+    prov, inodes, xattrs = row
+    return int(prov + 2 * inodes + 2 * xattrs)  # each inode and xattr inserted, then deleted
+
+
+def _recvlogical(dsn: str, slot: str, end: int, changes: int) -> Drain:
+    argv = [
+        str(binaries_dir() / "pg_recvlogical"),
+        "-d",
+        dsn,
+        "--slot",
+        slot,
+        "--start",
+        "--endpos",
+        lsn_to_str(end),
+        "--no-loop",
+        "-o",
+        "proto_version=1",
+        "-o",
+        f"publication_names={PUBLICATION}",
+        "-f",
+        "/dev/null",
+    ]
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, timeout=600)
+    return Drain("recvlogical", changes, time.perf_counter() - started)
+
+
+def _epipe(dsn: str, slot: str, end: int, changes: int, bus: Bus) -> Drain:
+    source = PostgresSource(dsn, slot=slot, publication=PUBLICATION)
+    sink = _CountingSink()
+    store = PipelineStore(dsn)
+    consumer: Consumer | None = None
+    stop, consumer_stop = threading.Event(), threading.Event()
+    threads: list[threading.Thread] = []
+    if isinstance(bus, InProcessBus):
+        consumer = Consumer("bench", bus.subscribe("bench"), sink, store)
+        threads.append(threading.Thread(target=consumer.run, args=(consumer_stop,)))
+    try:
+        started = time.perf_counter()
+        source.start()
+        tailer = Tailer(source, bus, heartbeat_interval=3600)
+        for thread in threads:
+            thread.start()
+        runner = threading.Thread(target=tailer.run, args=(stop,))
+        runner.start()
+        while source.confirmed < end and runner.is_alive():
+            time.sleep(0.005)
+        seconds = time.perf_counter() - started
+        stop.set()
+        runner.join()
+    finally:
+        consumer_stop.set()
+        for thread in threads:
+            thread.join()
+        source.close()
+        store.forget("bench")
+        store.close()
+    if consumer is not None and sink.count < changes:
+        raise RuntimeError(f"the bench consumer saw {sink.count} of {changes} changes")
+    return Drain("epipe", changes, seconds)

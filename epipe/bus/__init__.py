@@ -1,0 +1,56 @@
+"""The bus: where the source publishes events and consumers subscribe to them.
+
+Two adapters: `InProcessBus` (embedded mode: consumers are threads of the same process)
+and `KafkaBus` (scale-out: topics epipe.fs and epipe.prov, key = inode id). Both pass
+tests/contract/test_bus_contract.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from epipe.errors import EpipeError
+from epipe.events import Event
+
+FS_TOPIC = "epipe.fs"
+PROV_TOPIC = "epipe.prov"
+
+
+class BusError(EpipeError):
+    """The bus cannot accept or deliver events (a broker is down, a consumer failed)."""
+
+
+class Bus(Protocol):
+    """The source's side of the bus."""
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Hand events on, in order; they are durable only after `flush`."""
+
+    def flush(self, timeout: float) -> bool:
+        """True once every published event is durably accepted (Kafka: acknowledged by the
+        brokers; in-process: applied by every consumer); False if not yet after `timeout`
+        seconds; BusError if it never will be."""
+
+
+class Subscription(Protocol):
+    """A consumer's side of the bus: poll, apply, then commit."""
+
+    def poll(self, max_events: int, timeout: float) -> list[Event]:
+        """The next events (possibly none), in order per inode."""
+
+    def commit(self) -> None:
+        """Mark every event returned by `poll` so far as applied."""
+
+    def position(self) -> tuple[int, str] | None:
+        """(lsn, committed_at) up to which every event polled so far reaches: once they are
+        applied, every change before that position is applied. None until known."""
+
+    def fail(self, error: BaseException) -> None:
+        """Give up: the consumer cannot apply what it polled."""
+
+    def close(self) -> None: ...
+
+
+def topic_of(event: Event) -> str:
+    return PROV_TOPIC if event.type == "prov.op" else FS_TOPIC

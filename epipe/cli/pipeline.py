@@ -1,0 +1,144 @@
+"""`epipe run`, `epipe tail`, `epipe status`, `epipe wait`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from epipe.cli.context import Context, echo_json
+from epipe.errors import ConfigError
+from epipe.lsn import lsn_from_str, lsn_to_str
+from epipe.pipeline import status as pipeline_status
+from epipe.pipeline.runner import Runner, SinkFactory
+from epipe.sink.events_file import EventsFileSink
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.command()
+@click.option(
+    "--events-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also append every event to this JSON-lines file (an archive of the stream)",
+)
+@click.option(
+    "--backfill", is_flag=True, help="emit every existing row again (as when the slot is new)"
+)
+@click.option(
+    "--backfill-chunk",
+    type=click.IntRange(min=1),
+    default=None,
+    hidden=True,
+    help="rows per backfill chunk (tests)",
+)
+@click.option("-v", "--verbose", is_flag=True)
+@pass_context
+def run(
+    ctx: Context,
+    events_file: Path | None,
+    backfill: bool,
+    backfill_chunk: int | None,
+    verbose: bool,
+) -> None:
+    """The whole pipeline in one process: tailer and consumers, until SIGTERM or Ctrl-C."""
+    _logging(verbose)
+    ctx.connection()  # schema present and current
+    sinks: dict[str, SinkFactory] = {}
+    if events_file is not None:
+        path = events_file
+        sinks["events-file"] = lambda: EventsFileSink(path)
+    Runner(
+        ctx.dsn(), ctx.settings, sinks=sinks, backfill=backfill, backfill_chunk=backfill_chunk
+    ).run(_stop_on_signals())
+
+
+@click.command()
+@click.option("--backfill", is_flag=True, help="emit every existing row again")
+@click.option("-v", "--verbose", is_flag=True)
+@pass_context
+def tail(ctx: Context, backfill: bool, verbose: bool) -> None:
+    """The tailer alone: the change log to Kafka (EPIPE_BUS=kafka)."""
+    _logging(verbose)
+    if ctx.settings.bus != "kafka":
+        raise ConfigError(
+            "`epipe tail` publishes to Kafka: set EPIPE_BUS=kafka and "
+            "EPIPE_KAFKA_BOOTSTRAP, or run the embedded pipeline with `epipe run`"
+        )
+    ctx.connection()
+    Runner(ctx.dsn(), ctx.settings, sinks={}, backfill=backfill).run(_stop_on_signals())
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@pass_context
+def status(ctx: Context, as_json: bool) -> None:
+    """Slot position, retained WAL, each consumer's position and lag, dead letters."""
+    state = pipeline_status.status(ctx.connection(), ctx.settings.slot)
+    if as_json:
+        echo_json(state)
+        return
+    click.echo(f"current WAL position  {state['current_lsn']}")
+    slot = state["slot"]
+    if slot is None:
+        click.echo(f"slot {ctx.settings.slot}: none yet (`epipe run` creates it)")
+    else:
+        click.echo(
+            f"slot {slot['name']}: {'active' if slot['active'] else 'inactive'}, "
+            f"confirmed {slot['confirmed_lsn']}, restart {slot['restart_lsn']}, "
+            f"lag {slot['lag_bytes']:,} bytes"
+        )
+    click.echo(f"retained WAL          {state['retained_wal_bytes']:,} bytes")
+    for consumer in state["consumers"]:
+        click.echo(
+            f"consumer {consumer['name']}: applied {consumer['applied_lsn']}, lag "
+            f"{consumer['lag_bytes']:,} bytes / {consumer['lag_seconds']:.3f} s, "
+            f"dead letters {consumer['dead_letters']}"
+        )
+    click.echo(f"dead letters          {state['dead_letters']}")
+
+
+@click.command()
+@click.option("--token", default=None, help="consistency token (default: the current WAL end)")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, help="seconds"
+)
+@pass_context
+def wait(ctx: Context, token: str | None, timeout: float) -> None:
+    """Block until every consumer has applied TOKEN; exit 1 on timeout."""
+    try:
+        target = None if token is None else lsn_from_str(token)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--token") from None
+    reached, lagging = pipeline_status.wait(ctx.connection(), ctx.settings.slot, target, timeout)
+    if lagging:
+        click.echo(
+            f"epipe: timed out after {timeout} s waiting for {lsn_to_str(reached)}; "
+            f"behind: {', '.join(lagging)}",
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo(lsn_to_str(reached))

@@ -1,0 +1,138 @@
+"""PipelineStore: the pipeline's own state in the metadata database (migration 0004).
+
+Consumer positions, dead letters and backfill progress. One store per thread: it owns one
+autocommit connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from epipe.db.server import connect
+from epipe.events import Event
+from epipe.events.codec import to_dict
+from epipe.lsn import lsn_from_str, lsn_to_str
+
+
+@dataclass(frozen=True)
+class ConsumerPosition:
+    name: str
+    applied_lsn: int
+    committed_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class BackfillState:
+    relation: str
+    last_key: list[Any] | None
+    rows: int
+    done: bool
+
+
+class PipelineStore:
+    def __init__(self, dsn: str) -> None:
+        self._conn = connect(dsn)
+
+    @classmethod
+    def on(cls, conn: psycopg.Connection) -> PipelineStore:
+        store = cls.__new__(cls)
+        store._conn = conn
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- consumers ---------------------------------------------------------------------------
+
+    def register(self, consumer: str) -> None:
+        self._conn.execute(
+            "INSERT INTO epipe_consumers (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
+            [consumer],
+        )
+
+    def record_position(self, consumer: str, lsn: int, committed_at: str | None) -> None:
+        """The consumer has applied everything up to `lsn` (never moves backwards)."""
+        self._conn.execute(
+            """INSERT INTO epipe_consumers AS c (name, applied_lsn, committed_at, updated_at)
+               VALUES (%s, %s::pg_lsn, %s, now())
+               ON CONFLICT (name) DO UPDATE SET
+                   applied_lsn = greatest(c.applied_lsn, EXCLUDED.applied_lsn),
+                   committed_at = CASE WHEN EXCLUDED.applied_lsn >= c.applied_lsn
+                                       THEN EXCLUDED.committed_at ELSE c.committed_at END,
+                   updated_at = now()""",
+            [consumer, lsn_to_str(lsn), committed_at],
+        )
+
+    def positions(self) -> list[ConsumerPosition]:
+        rows = self._conn.execute(
+            "SELECT name, applied_lsn::text, committed_at, updated_at FROM epipe_consumers "
+            "ORDER BY name"
+        ).fetchall()
+        return [
+            ConsumerPosition(name, lsn_from_str(lsn), at, updated)
+            for name, lsn, at, updated in rows
+        ]
+
+    def forget(self, consumer: str) -> bool:
+        cur = self._conn.execute("DELETE FROM epipe_consumers WHERE name = %s", [consumer])
+        return cur.rowcount > 0
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def dead_letter(
+        self, consumer: str, reason: str, event: Event | None = None, raw: bytes | None = None
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO epipe_dead_letters (consumer, lsn, seq, event, raw, reason) "
+            "VALUES (%s, %s::pg_lsn, %s, %s, %s, %s)",
+            [
+                consumer,
+                lsn_to_str(event.lsn) if event else None,
+                event.seq if event else None,
+                Jsonb(to_dict(event)) if event else None,
+                raw.hex() if raw is not None else None,
+                reason,
+            ],
+        )
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        return dict(
+            self._conn.execute(
+                "SELECT consumer, count(*) FROM epipe_dead_letters GROUP BY consumer"
+            ).fetchall()
+        )
+
+    # -- backfill ----------------------------------------------------------------------------
+
+    def start_backfill(self, slot: str, relations: list[str]) -> None:
+        """(Re)start the backfill of `relations` into `slot`, from their first row."""
+        with self._conn.transaction():
+            self._conn.execute("DELETE FROM epipe_backfills WHERE slot = %s", [slot])
+            for position, relation in enumerate(relations):
+                self._conn.execute(
+                    "INSERT INTO epipe_backfills (slot, relation, position) VALUES (%s, %s, %s)",
+                    [slot, relation, position],
+                )
+
+    def backfill(self, slot: str) -> list[BackfillState]:
+        rows = self._conn.execute(
+            "SELECT relation, last_key, rows, done FROM epipe_backfills WHERE slot = %s "
+            "ORDER BY position",
+            [slot],
+        ).fetchall()
+        return [BackfillState(*row) for row in rows]
+
+    def save_backfill(
+        self, slot: str, relation: str, last_key: list[Any], rows: int, done: bool
+    ) -> None:
+        self._conn.execute(
+            "UPDATE epipe_backfills SET last_key = %s, rows = rows + %s, done = %s, "
+            "finished_at = CASE WHEN %s THEN now() END WHERE slot = %s AND relation = %s",
+            [Jsonb(last_key), rows, done, done, slot, relation],
+        )

@@ -1,0 +1,26 @@
+"""Sinks: where a consumer applies events (a search index, the Hive metastore, a file).
+
+A sink batches with `add` and makes the batch durable with `flush`; the consumer commits
+its bus position only after `flush` returned. `add` raises `Rejected` for an event the sink
+can never apply (it goes to the dead letters); any other error stops the consumer, which
+then commits nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from epipe.errors import EpipeError
+from epipe.events import Event
+
+
+class Rejected(EpipeError):
+    """This event cannot be applied, now or later: dead-letter it and go on."""
+
+
+class Sink(Protocol):
+    def add(self, event: Event) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...

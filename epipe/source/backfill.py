@@ -1,0 +1,213 @@
+"""Backfill: rows that existed before the slot, brought into its stream without a gap.
+
+Chunked, with watermarks (Netflix DBLog; Debezium's incremental snapshots): for each chunk
+the source writes a low watermark into the change log, reads the next rows by key, and
+writes a high watermark. While the stream is between the two, every change to a row of the
+chunk drops that row from the chunk (the change is newer than the read). At the high
+watermark the rows left are emitted, as `snapshot` events. So every row's last event
+reflects its current state, no snapshot is held open, and the stream keeps flowing.
+
+Progress (the last key emitted) is saved once the slot is confirmed past the chunk's high
+watermark: after a crash the backfill resumes with the next chunk.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from epipe import events as ev
+from epipe.events import Event
+from epipe.pipeline.store import PipelineStore
+from epipe.source import pgoutput as pg
+from epipe.source.translate import Table, Translator
+
+WATERMARK = "epipe.watermark"
+KEYS: dict[str, tuple[str, ...]] = {
+    "inodes": ("id",),
+    "xattrs": ("inode_id", "namespace", "name"),
+    "prov_ops": ("id",),
+}
+# rows per chunk; xattr values may be 64 KiB each, so their chunks are smaller
+CHUNK_ROWS: dict[str, int] = {"inodes": 10_000, "xattrs": 2_000, "prov_ops": 10_000}
+
+
+@dataclass
+class _Step:
+    """Where the next chunk of a relation starts: after `last_key` (None: at the start)."""
+
+    relation: str
+    last_key: list[Any] | None
+    done: bool
+
+
+@dataclass
+class Chunk:
+    relation: str
+    id: str
+    rows: dict[tuple[Any, ...], dict[str, Any]]
+    last_key: list[Any] | None
+    last: bool  # the relation has no rows after this chunk
+    opened: bool = False
+    emitted: int = 0
+    end_lsn: int | None = None  # end of the high watermark's transaction, once seen
+    read: int = field(default=0)
+
+
+def key_of(event: Event) -> tuple[str, tuple[Any, ...]] | None:
+    """(relation, key) of the row a stream event is about."""
+    data = event.data
+    if event.type.startswith("inode."):
+        return "inodes", (event.inode_id,)
+    if event.type.startswith("xattr."):
+        x = data["xattr"]
+        return "xattrs", (x.get("inode_id"), x.get("namespace"), x.get("name"))
+    if event.type == ev.PROV_OP:
+        return "prov_ops", (data["op"].get("id"),)
+    return None
+
+
+class Backfill:
+    def __init__(
+        self,
+        store: PipelineStore,
+        source_emit: Any,
+        read_conn: Any,
+        slot: str,
+        chunk_rows: dict[str, int] | None = None,
+    ) -> None:
+        self._store = store
+        self._emit = source_emit  # (prefix, content) -> None: writes a logical message
+        self._conn = read_conn
+        self._slot = slot
+        self._chunk_rows = {**CHUNK_ROWS, **(chunk_rows or {})}
+        self._tables: dict[str, Table] = {}
+        self.chunk: Chunk | None = None
+        self._done_chunks: list[Chunk] = []  # emitted, waiting for the slot to pass them
+        # where the next chunk of each relation starts
+        self._plan = [_Step(s.relation, s.last_key, s.done) for s in store.backfill(slot)]
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def start(self, relations: Iterable[str]) -> None:
+        """Backfill `relations` from their first row (a new slot)."""
+        self._store.start_backfill(self._slot, list(relations))
+        self._plan = [_Step(relation, None, False) for relation in relations]
+        self._done_chunks.clear()
+        self.chunk = None
+
+    @property
+    def pending(self) -> bool:
+        """A chunk remains to be read and none is in flight."""
+        return self.chunk is None and any(not step.done for step in self._plan)
+
+    @property
+    def finished(self) -> bool:
+        """Every row was read and the slot has passed the last chunk."""
+        return (
+            self.chunk is None and not self._done_chunks and all(step.done for step in self._plan)
+        )
+
+    def read_chunk(self) -> None:
+        """Low watermark, read the next chunk, high watermark (the stream brings both back)."""
+        step = next((entry for entry in self._plan if not entry.done), None)
+        if step is None or self.chunk is not None:
+            return
+        relation, after = step.relation, step.last_key
+        table = self._table(relation)
+        limit = self._chunk_rows[relation]
+        chunk_id = uuid.uuid4().hex
+        self._emit(WATERMARK, self._mark(chunk_id, "low"))
+        rows = self._select(relation, table, after, limit)
+        self._emit(WATERMARK, self._mark(chunk_id, "high"))
+        keys = KEYS[relation]
+        by_key = {tuple(row[k] for k in keys): row for row in rows}
+        last_key = list(next(reversed(by_key))) if by_key else after
+        self.chunk = Chunk(relation, chunk_id, by_key, last_key, len(rows) < limit, read=len(rows))
+        step.last_key, step.done = last_key, self.chunk.last
+
+    def _mark(self, chunk_id: str, mark: str) -> str:
+        return orjson.dumps({"slot": self._slot, "chunk": chunk_id, "mark": mark}).decode()
+
+    def _table(self, relation: str) -> Table:
+        if relation not in self._tables:
+            columns = self._conn.execute(
+                "SELECT attname::text, atttypid::int FROM pg_attribute WHERE attrelid = "
+                "%s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                [f"public.{relation}"],
+            ).fetchall()
+            self._tables[relation] = Table.of(relation, columns)
+        return self._tables[relation]
+
+    def _select(
+        self, relation: str, table: Table, after: list[Any] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        keys = KEYS[relation]
+        columns = ", ".join(f't."{c}"::text' for c in table.columns)
+        # qualified: a bare name in ORDER BY would mean the text output column
+        order = ", ".join(f"t.{k}" for k in keys)
+        where = f"WHERE ({order}) > ({', '.join(['%s'] * len(keys))})" if after else ""
+        rows = self._conn.execute(
+            f"SELECT {columns} FROM public.{relation} t {where} ORDER BY {order} LIMIT %s",
+            [*(after or []), limit],
+        ).fetchall()
+        return [table.row(values)[0] for values in rows]
+
+    # -- the stream --------------------------------------------------------------------------
+
+    def on_message(self, message: pg.Message, translator: Translator) -> list[Event]:
+        """A watermark of ours opens the chunk's window, or closes it and emits the rows."""
+        chunk = self.chunk
+        if chunk is None or not message.transactional:
+            return []
+        try:
+            mark = orjson.loads(message.content)
+        except orjson.JSONDecodeError:
+            return []
+        if mark.get("slot") != self._slot or mark.get("chunk") != chunk.id:
+            return []  # another tailer's, or a chunk from before a restart
+        if mark.get("mark") == "low":
+            chunk.opened = True
+            return []
+        out = [
+            translator.created(chunk.relation, row, snapshot=True) for row in chunk.rows.values()
+        ]
+        chunk.emitted = len(out)
+        chunk.rows = {}
+        self.chunk = None
+        self._done_chunks.append(chunk)
+        return out
+
+    def observe(self, events: list[Event]) -> None:
+        """Stream events inside the window drop the rows they change from the chunk."""
+        chunk = self.chunk
+        if chunk is None or not chunk.opened:
+            return
+        for event in events:
+            if event.type == ev.TABLE_TRUNCATED and chunk.relation in event.data["tables"]:
+                chunk.rows.clear()
+                continue
+            found = key_of(event)
+            if found is not None and found[0] == chunk.relation:
+                chunk.rows.pop(found[1], None)
+
+    def on_commit(self, end_lsn: int) -> None:
+        """The transaction just read ended at `end_lsn` (a high watermark's, perhaps)."""
+        for chunk in self._done_chunks:
+            if chunk.end_lsn is None:
+                chunk.end_lsn = end_lsn
+
+    def on_confirmed(self, lsn: int) -> None:
+        """The slot passed `lsn`: save the progress of every chunk it covers."""
+        while (
+            self._done_chunks and (end := self._done_chunks[0].end_lsn) is not None and end <= lsn
+        ):
+            chunk = self._done_chunks.pop(0)
+            if chunk.last_key is not None or chunk.last:
+                self._store.save_backfill(
+                    self._slot, chunk.relation, chunk.last_key or [], chunk.emitted, chunk.last
+                )

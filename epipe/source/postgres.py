@@ -1,0 +1,214 @@
+"""PostgresSource: the replication stream of one slot, and the publication it reads.
+
+psycopg 3 has no replication protocol, so this module alone uses psycopg2's
+LogicalReplicationConnection; everything else speaks psycopg 3.
+"""
+
+from __future__ import annotations
+
+import select
+from dataclasses import dataclass
+
+import psycopg
+import psycopg2
+import psycopg2.extras
+
+from epipe.db.server import connect
+from epipe.lsn import lsn_from_str, lsn_to_str
+from epipe.source import SourceError
+from epipe.source.translate import CAPTURED
+
+STATUS_INTERVAL = 1  # seconds between position reports psycopg2 sends on its own
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    name: str
+    created: bool  # True when this start created the slot (a backfill is due)
+    confirmed_lsn: int
+
+
+class PostgresSource:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        slot: str = "epipe",
+        publication: str = "epipe",
+        tables: tuple[str, ...] = CAPTURED,
+    ) -> None:
+        self.dsn = dsn
+        self.slot = slot
+        self.publication = publication
+        self.tables = tables
+        self._conn: psycopg.Connection | None = None
+        self._repl: psycopg2.extensions.connection | None = None
+        self._cursor: psycopg2.extras.ReplicationCursor | None = None
+        self._confirmed = 0
+
+    # -- setup -------------------------------------------------------------------------------
+
+    @property
+    def control(self) -> psycopg.Connection:
+        """The ordinary (psycopg 3) connection beside the stream."""
+        if self._conn is None:
+            self._conn = connect(self.dsn)
+        return self._conn
+
+    def prepare(self) -> SlotInfo:
+        """Create or check the publication and the slot; check replica identities."""
+        conn = self.control
+        self._check_identity(conn)
+        self._ensure_publication(conn)
+        return self._ensure_slot(conn)
+
+    def _check_identity(self, conn: psycopg.Connection) -> None:
+        row = conn.execute(
+            "SELECT relreplident FROM pg_class WHERE oid = 'public.inodes'::regclass"
+        ).fetchone()
+        if row is None or row[0] != "f":
+            raise SourceError(
+                "table inodes must have REPLICA IDENTITY FULL (moves and deletes "
+                "need the old row): run `epipe init`, or ALTER TABLE inodes "
+                "REPLICA IDENTITY FULL"
+            )
+
+    def _ensure_publication(self, conn: psycopg.Connection) -> None:
+        tables = ", ".join(f"public.{t}" for t in self.tables)
+        found = conn.execute(
+            "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_publication_tables "
+            "WHERE pubname = %s",
+            [self.publication],
+        ).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_publication WHERE pubname = %s", [self.publication]
+        ).fetchone()
+        if exists is None:
+            conn.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLE {tables}')
+        elif (found[0] if found else None) != sorted(self.tables):
+            conn.execute(f'ALTER PUBLICATION "{self.publication}" SET TABLE {tables}')
+
+    def _ensure_slot(self, conn: psycopg.Connection) -> SlotInfo:
+        row = conn.execute(
+            "SELECT plugin, database, confirmed_flush_lsn::text, active_pid FROM "
+            "pg_replication_slots WHERE slot_name = %s",
+            [self.slot],
+        ).fetchone()
+        if row is None:
+            created = conn.execute(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                [self.slot],
+            ).fetchone()
+            assert created is not None
+            self._confirmed = lsn_from_str(created[0])
+            return SlotInfo(self.slot, True, self._confirmed)
+        plugin, database, confirmed, active_pid = row
+        if plugin != "pgoutput" or database != conn.info.dbname:
+            raise SourceError(
+                f"replication slot {self.slot!r} exists for {plugin} on database "
+                f"{database}; choose another EPIPE_SLOT or drop it"
+            )
+        if active_pid is not None:
+            raise SourceError(
+                f"replication slot {self.slot!r} is in use by process "
+                f"{active_pid}: another tailer runs (stop it, or use another "
+                "EPIPE_SLOT)"
+            )
+        self._confirmed = lsn_from_str(confirmed)
+        return SlotInfo(self.slot, False, self._confirmed)
+
+    def drop_slot(self) -> None:
+        self.control.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %s",
+            [self.slot],
+        )
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the replication stream at the slot's confirmed position."""
+        try:
+            self._repl = psycopg2.connect(
+                self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
+            )
+            self._cursor = self._repl.cursor()
+            self._cursor.start_replication(
+                slot_name=self.slot,
+                decode=False,
+                status_interval=STATUS_INTERVAL,
+                options={
+                    "proto_version": "1",
+                    "publication_names": self.publication,
+                    "messages": "true",
+                },
+            )
+        except psycopg2.Error as exc:
+            raise SourceError(f"cannot stream slot {self.slot!r}: {_reason(exc)}") from None
+
+    def read(self) -> bytes | None:
+        """The next pgoutput message, or None when none is waiting."""
+        assert self._cursor is not None, "start() first"
+        try:
+            message = self._cursor.read_message()
+        except psycopg2.Error as exc:
+            raise SourceError(
+                f"replication stream of {self.slot!r} broke: {_reason(exc)}"
+            ) from None
+        return None if message is None else bytes(message.payload)
+
+    def wait(self, timeout: float) -> None:
+        """Block until the stream has data or `timeout` seconds passed."""
+        assert self._repl is not None
+        select.select([self._repl], [], [], timeout)
+
+    @property
+    def wal_end(self) -> int:
+        """The server's position as of the last message or keepalive read."""
+        assert self._cursor is not None
+        return int(self._cursor.wal_end)
+
+    @property
+    def confirmed(self) -> int:
+        return self._confirmed
+
+    def confirm(self, lsn: int) -> None:
+        """Every change before `lsn` is durably handed on: the slot may move past it."""
+        if lsn <= self._confirmed:
+            return
+        assert self._cursor is not None
+        try:
+            # forced: the server learns it now, not at psycopg2's next status interval
+            self._cursor.send_feedback(  # type: ignore[no-untyped-call]
+                write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=True
+            )
+        except psycopg2.Error as exc:
+            raise SourceError(f"cannot confirm {lsn_to_str(lsn)}: {_reason(exc)}") from None
+        self._confirmed = lsn
+
+    def keepalive(self, *, reply: bool = False) -> None:
+        """Tell the server we are alive (and, with `reply`, ask for its position)."""
+        assert self._cursor is not None
+        try:
+            self._cursor.send_feedback(force=True, reply=reply)  # type: ignore[no-untyped-call]
+        except psycopg2.Error as exc:
+            raise SourceError(
+                f"replication stream of {self.slot!r} broke: {_reason(exc)}"
+            ) from None
+
+    def emit_message(self, prefix: str, content: str) -> None:
+        """Write a transactional logical message into the change log."""
+        self.control.execute("SELECT pg_logical_emit_message(true, %s, %s)", [prefix, content])
+
+    def close(self) -> None:
+        if self._repl is not None:
+            self._repl.close()
+            self._repl = None
+            self._cursor = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _reason(exc: psycopg2.Error) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

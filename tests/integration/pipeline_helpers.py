@@ -1,0 +1,128 @@
+"""Running the pipeline in tests: in a thread (Runner) or as a real `epipe run` process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from epipe.lsn import lsn_from_str
+from epipe.pipeline import status as pipeline_status
+from epipe.pipeline.runner import Runner, SinkFactory
+from epipe.pipeline.store import PipelineStore
+from epipe.settings import Settings
+from epipe.sink.events_file import EventsFileSink
+
+_slots = itertools.count()
+
+
+def new_slot() -> str:
+    return f"s{os.getpid()}_{next(_slots)}"
+
+
+@dataclass
+class Running:
+    runner: Runner
+    slot: str
+    events_file: Path
+    errors: list[BaseException] = field(default_factory=list)
+
+    def wait(
+        self, conn: psycopg.Connection, token: str | None = None, timeout: float = 60.0
+    ) -> None:
+        target = None if token is None else lsn_from_str(token)
+        _, lagging = pipeline_status.wait(conn, self.slot, target, timeout)
+        assert not self.errors, self.errors
+        assert not lagging, f"still behind after {timeout} s: {lagging}"
+
+    def backfilled(self, conn: psycopg.Connection, timeout: float = 60.0) -> None:
+        """Wait until the backfill of the slot has been read and confirmed."""
+        store = PipelineStore.on(conn)
+        deadline = time.monotonic() + timeout
+        while not all(state.done for state in store.backfill(self.slot)):
+            assert not self.errors, self.errors
+            assert time.monotonic() < deadline, store.backfill(self.slot)
+            time.sleep(0.05)
+
+
+@contextmanager
+def running(
+    dsn: str,
+    tmp_path: Path,
+    *,
+    slot: str | None = None,
+    sinks: dict[str, SinkFactory] | None = None,
+    backfill_chunk: int | None = None,
+    expect_failure: bool = False,
+) -> Iterator[Running]:
+    """The embedded pipeline in a background thread, stopped (and checked) on exit."""
+    slot = slot or new_slot()
+    events_file = tmp_path / f"{slot}.jsonl"
+    settings = Settings(dsn=dsn, slot=slot, home=tmp_path, heartbeat_interval=0.2)  # type: ignore[arg-type]
+    factories = sinks if sinks is not None else {"file": lambda: EventsFileSink(events_file)}
+    runner = Runner(dsn, settings, sinks=factories, backfill_chunk=backfill_chunk)
+    handle = Running(runner, slot, events_file)
+    stop = threading.Event()
+
+    def target() -> None:
+        try:
+            runner.run(stop)
+        except BaseException as exc:
+            handle.errors.append(exc)
+
+    thread = threading.Thread(target=target, name="pipeline")
+    thread.start()
+    while not runner.ready.wait(0.05):
+        assert thread.is_alive(), handle.errors
+    try:
+        yield handle
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    if not expect_failure:
+        assert not handle.errors, handle.errors
+
+
+class PipelineProcess:
+    """`epipe run` as a real process, to kill -9."""
+
+    def __init__(self, dsn: str, home: Path, slot: str, events_file: Path, *args: str) -> None:
+        self.env = {
+            **os.environ,
+            "EPIPE_DSN": dsn,
+            "EPIPE_HOME": str(home),
+            "EPIPE_SLOT": slot,
+            "EPIPE_HEARTBEAT_INTERVAL": "0.2",
+        }
+        self.argv = [sys.executable, "-m", "epipe", "run", "--events-file", str(events_file), *args]
+        self.log = home / f"{slot}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid

@@ -1,0 +1,147 @@
+"""kill -9 of the real pipeline process at random moments loses nothing.
+
+Ground truth is a second replication slot created before anything happens, read at the
+end: every change it holds must have been delivered, and an event delivered twice must lie
+after the slot position confirmed when the process was killed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from epipe.db.server import connect
+from epipe.errors import FsError
+from epipe.events import Event
+from epipe.fs.namespace import Namespace
+from epipe.lsn import lsn_from_str
+from epipe.source import pgoutput as pg
+from epipe.source.translate import Translator
+from tests.integration.pipeline_helpers import PipelineProcess, new_slot
+from tests.integration.replay import Model, read_events
+
+
+def slot_state(conn: psycopg.Connection, slot: str) -> tuple[bool, int] | None:
+    row = conn.execute(
+        "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+        [slot],
+    ).fetchone()
+    return None if row is None else (row[0], lsn_from_str(row[1]))
+
+
+def wait_until(predicate: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def truth(conn: psycopg.Connection, slot: str) -> list[Event]:
+    rows = conn.execute(
+        "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, 'proto_version',"
+        " '1', 'publication_names', 'epipe')",
+        [slot],
+    ).fetchall()
+    translator = Translator()
+    out: list[Event] = []
+    for (data,) in rows:
+        out.extend(translator.feed(pg.decode(bytes(data))))
+    return out
+
+
+def workload(dsn: str, stop: threading.Event, seed: int) -> None:
+    rng = random.Random(seed)
+    with connect(dsn) as conn:
+        ns = Namespace(conn)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            d = f"/w/d{rng.randrange(8)}"
+            try:
+                choice = rng.random()
+                if choice < 0.35:
+                    ns.mkdir(d, parents=True)
+                    ns.put(f"{d}/f{i}", size=i)
+                elif choice < 0.55:
+                    ns.setxattr(d, "labels", {"n": i, "tags": ["x"] * (i % 5)})
+                elif choice < 0.7:
+                    ns.mv(d, f"/w/d{rng.randrange(8)}")
+                elif choice < 0.8:
+                    ns.rm(d, recursive=True)
+                else:
+                    ns.cat(f"{d}/f{rng.randrange(i)}")
+            except FsError:
+                pass
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_loses_nothing_and_duplicates_only_after_the_slot(
+    dsn: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    conn.execute("CREATE PUBLICATION epipe FOR TABLE inodes, xattrs, prov_ops")
+    truth_slot = new_slot()
+    conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [truth_slot])
+    slot = new_slot()
+    events_file = tmp_path / "events.jsonl"
+    process = PipelineProcess(dsn, tmp_path, slot, events_file)
+    rng = random.Random(11)
+    stop = threading.Event()
+    writer = threading.Thread(target=workload, args=(dsn, stop, 3))
+    kills: list[tuple[int, int]] = []  # (lines delivered before the kill, confirmed position)
+    process.start()
+    wait_until(lambda: (slot_state(conn, slot) or (False, 0))[0])
+    writer.start()
+    try:
+        for _ in range(6):
+            time.sleep(rng.uniform(0.3, 1.5))
+            process.kill()
+            state = slot_state(conn, slot)
+            assert state is not None
+            wait_until(lambda: not (slot_state(conn, slot) or (True, 0))[0])
+            position = slot_state(conn, slot)[1]  # type: ignore[index]
+            kills.append((len(read_events(events_file)), position))
+            process.start()
+            wait_until(lambda: (slot_state(conn, slot) or (False, 0))[0])
+    finally:
+        stop.set()
+        writer.join()
+    end = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]  # type: ignore[index]
+    wait_until(lambda: (slot_state(conn, slot) or (False, 0))[1] >= lsn_from_str(end))
+    assert process.stop() == 0, process.log.read_text()
+
+    delivered = [e for e in read_events(events_file)]
+    expected = truth(conn, truth_slot)
+    conn.execute("SELECT pg_drop_replication_slot(%s)", [truth_slot])
+    assert len(expected) > 200
+    streamed = {(e.lsn, e.seq): e for e in delivered if not e.snapshot}
+    missing = [e for e in expected if (e.lsn, e.seq) not in streamed]
+    assert missing == [], f"{len(missing)} committed changes never delivered"
+    for e in expected:  # what was delivered is what was committed
+        assert streamed[(e.lsn, e.seq)] == e
+
+    # an event delivered before a kill and again after it lies after that kill's position
+    first_seen: dict[tuple[int, int], int] = {}
+    duplicates = 0
+    boundaries = [lines for lines, _ in kills]
+    for index, event in enumerate(delivered):
+        if event.snapshot:
+            continue
+        key = (event.lsn, event.seq)
+        if key in first_seen:
+            duplicates += 1
+            for lines, position in kills:
+                if first_seen[key] < lines <= index:  # seen before this kill, again after
+                    assert event.lsn >= position, (event, position)
+        else:
+            first_seen[key] = index
+    assert len(kills) == 6 and boundaries == sorted(boundaries)
+    assert Model.of(delivered).differences(Model.from_database(conn)) == []
+    print(
+        f"{len(expected)} changes, {len(delivered)} delivered, {duplicates} duplicates, "
+        f"kills at {kills}"
+    )
