@@ -23,6 +23,7 @@ from epipe.bus.inprocess import InProcessBus
 from epipe.db.embedded import binaries_dir
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
+from epipe.errors import EpipeError
 from epipe.events import Event
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
@@ -165,7 +166,9 @@ def _recvlogical(dsn: str, slot: str, end: int, changes: int) -> Drain:
         "/dev/null",
     ]
     started = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True, timeout=600)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise EpipeError(f"pg_recvlogical failed: {done.stderr.strip()}")
     return Drain("recvlogical", changes, time.perf_counter() - started)
 
 
