@@ -26,6 +26,9 @@ demo: install ## start the embedded stack, load sample images, show what to try
 test: install ## run the whole test suite
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+soak: install ## the convergence property test with 2,000 histories (long)
+	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py -s
+
 lint: install ## ruff (format check + lint) and mypy
 	$(BIN)/ruff format --check epipe tests
 	$(BIN)/ruff check epipe tests
@@ -37,11 +40,12 @@ fmt: install ## format the code in place
 	$(BIN)/ruff format epipe tests
 	$(BIN)/ruff check --fix epipe tests
 
-stop: install ## stop the embedded PostgreSQL of EPIPE_HOME
+stop: install ## stop the demo's pipeline and the embedded PostgreSQL of EPIPE_HOME
+	@if [ -f "$(EPIPE_HOME)/run.pid" ]; then kill "$$(cat "$(EPIPE_HOME)/run.pid")" 2>/dev/null; rm -f "$(EPIPE_HOME)/run.pid"; sleep 1; fi
 	$(BIN)/epipe db stop
 
 clean: ## remove the venv, caches and the demo's EPIPE_HOME
-	-$(BIN)/epipe db stop 2>/dev/null
+	-$(MAKE) --no-print-directory stop 2>/dev/null
 	rm -rf $(VENV) .epipe .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-.PHONY: help install demo test lint check fmt stop clean
+.PHONY: help install demo test soak lint check fmt stop clean

@@ -26,6 +26,18 @@ else
   epipe load images --count "$IMAGES" --under "$ROOT" --seed 1 --user alice --app demo-loader
 fi
 
+say "The pipeline: change log -> search index (epipe run, in the background)"
+home=${EPIPE_HOME:-.epipe}
+if [ -f "$home/run.pid" ] && kill -0 "$(cat "$home/run.pid")" 2>/dev/null; then
+  echo "already running (pid $(cat "$home/run.pid"))"
+else
+  nohup epipe run > "$home/run.log" 2>&1 &
+  echo $! > "$home/run.pid"
+  echo "started (pid $!, log $home/run.log)"
+fi
+epipe wait --timeout 120 > /dev/null
+epipe status
+
 say "The dataset"
 show epipe fs ls "$ROOT"
 session=$(epipe fs ls "$ROOT/train" | awk 'NR == 1 {print $NF}')
@@ -46,15 +58,34 @@ show epipe fs mv "$ROOT" "$ROOT/train/inside" || true
 show epipe fs put /Projects/demo/x --user bob || true   # bob is not a member
 show epipe fs setxattr "$first" broken '{not json' || true
 
+say "Search: images with more than three bicycles"
+show epipe search --xattr 'labels.objects.bicycle>3' --under "$ROOT" --limit 5
+say "Search: front-camera images in fog, largest first"
+show epipe search --xattr labels.camera=front --xattr labels.weather=fog --type file --sort=-size --limit 3
+say "Search: free text"
+show epipe search "snow dusk" --limit 3
+say "Moves reach the index at once (the token says when)"
+token=$(epipe fs mv "$ROOT/val" /Projects/demo/validation --user alice)
+epipe wait --token "$token" > /dev/null
+show epipe search --under /Projects/demo/validation --xattr 'labels.objects.bicycle>=3' --limit 3
+show epipe search --under "$ROOT/val" --limit 3
+token=$(epipe fs mv /Projects/demo/validation "$ROOT/val" --user alice)
+epipe wait --token "$token" > /dev/null
+show epipe verify
+
 cat <<TRY
 
 What to try (the venv is in .venv: source .venv/bin/activate, or prefix .venv/bin/):
+  epipe search --xattr 'labels.objects.person>5' --xattr labels.time_of_day=dawn
+  epipe search bicycle --under $ROOT/train --json
   epipe fs ls $ROOT/val
   epipe fs mkdir -p /Projects/demo/models --user alice
   epipe fs mv $ROOT/val /Projects/demo/holdout --user alice
   epipe fs rm -r /Projects/demo/holdout --user alice
+  epipe reindex        # rebuild the index, swapped in without downtime
   epipe project add-member demo bob --role reader
   epipe load mix --ops 20000 --clients 4
   psql "\$(epipe db url)" -c 'SELECT op, count(*) FROM prov_ops GROUP BY op'   # any psql client
-  epipe db stop        # when done
+  epipe status         # positions, lag, dead letters
+  make stop            # stop the pipeline and the database when done
 TRY

@@ -56,8 +56,8 @@ class _CountingSink:
     def add(self, event: Event) -> None:
         self.count += 1
 
-    def flush(self) -> None:
-        pass
+    def flush(self) -> list[tuple[Event, str]]:
+        return []
 
     def close(self) -> None:
         pass

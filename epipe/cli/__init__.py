@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from epipe.cli import accounts, bench, db, fs, load, pipeline
+from epipe.cli import accounts, bench, db, fs, index, load, pipeline
 from epipe.cli.context import Context
 from epipe.errors import EpipeError
 
@@ -44,6 +44,10 @@ cli.add_command(pipeline.run)
 cli.add_command(pipeline.tail)
 cli.add_command(pipeline.status)
 cli.add_command(pipeline.wait)
+cli.add_command(pipeline.consume)
+cli.add_command(index.search)
+cli.add_command(index.reindex)
+cli.add_command(index.verify)
 cli.add_command(bench.bench)
 
 

@@ -31,6 +31,16 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def index_sink_factory(ctx: Context) -> SinkFactory:
+    """The index consumer's sink: its own connection, the configured index store."""
+    from epipe.db.server import connect
+    from epipe.index.stores import open_store
+    from epipe.sink.index import IndexSink
+
+    dsn, settings = ctx.dsn(), ctx.settings
+    return lambda: IndexSink(lambda: connect(dsn), open_store(settings))
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -67,13 +77,31 @@ def run(
     """The whole pipeline in one process: tailer and consumers, until SIGTERM or Ctrl-C."""
     _logging(verbose)
     ctx.connection()  # schema present and current
-    sinks: dict[str, SinkFactory] = {}
+    sinks: dict[str, SinkFactory] = {"index": index_sink_factory(ctx)}
     if events_file is not None:
         path = events_file
         sinks["events-file"] = lambda: EventsFileSink(path)
     Runner(
         ctx.dsn(), ctx.settings, sinks=sinks, backfill=backfill, backfill_chunk=backfill_chunk
     ).run(_stop_on_signals())
+
+
+@click.command()
+@click.argument("consumer", type=click.Choice(["index"]))
+@click.option("-v", "--verbose", is_flag=True)
+@pass_context
+def consume(ctx: Context, consumer: str, verbose: bool) -> None:
+    """One consumer alone, reading the bus (Kafka in scale-out mode): index."""
+    _logging(verbose)
+    if ctx.settings.bus != "kafka":
+        raise ConfigError(
+            "`epipe consume` reads Kafka: set EPIPE_BUS=kafka and "
+            "EPIPE_KAFKA_BOOTSTRAP, or run the embedded pipeline with `epipe run`"
+        )
+    ctx.connection()
+    Runner(ctx.dsn(), ctx.settings, sinks={consumer: index_sink_factory(ctx)}, tail=False).run(
+        _stop_on_signals()
+    )
 
 
 @click.command()

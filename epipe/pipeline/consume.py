@@ -62,7 +62,9 @@ class Consumer:
             except Rejected as exc:
                 self.dead_letters += 1
                 self.store.dead_letter(self.name, str(exc), event=event)
-        self.sink.flush()
+        for event, reason in self.sink.flush():
+            self.dead_letters += 1
+            self.store.dead_letter(self.name, reason, event=event)
         self.subscription.commit()
         position = self.subscription.position()
         if position is not None:

@@ -1,9 +1,9 @@
 """Sinks: where a consumer applies events (a search index, the Hive metastore, a file).
 
 A sink batches with `add` and makes the batch durable with `flush`; the consumer commits
-its bus position only after `flush` returned. `add` raises `Rejected` for an event the sink
-can never apply (it goes to the dead letters); any other error stops the consumer, which
-then commits nothing.
+its bus position only after `flush` returned. An event the sink can never apply goes to the
+dead letters: `add` raises `Rejected` for it, or `flush` returns it with the reason (when
+only the engine can tell). Any other error stops the consumer, which then commits nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ class Rejected(EpipeError):
     """This event cannot be applied, now or later: dead-letter it and go on."""
 
 
+Rejection = tuple[Event, str]  # an event that cannot be applied, and why
+
+
 class Sink(Protocol):
     def add(self, event: Event) -> None: ...
 
-    def flush(self) -> None: ...
+    def flush(self) -> list[Rejection]: ...
 
     def close(self) -> None: ...

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from epipe.events import Event
 from epipe.events.codec import encode
+from epipe.sink import Rejection
 
 
 class EventsFileSink:
@@ -22,12 +23,13 @@ class EventsFileSink:
     def add(self, event: Event) -> None:
         self._buffer.append(encode(event))
 
-    def flush(self) -> None:
+    def flush(self) -> list[Rejection]:
         if self._buffer:
             self._file.write(b"\n".join(self._buffer) + b"\n")
             self._buffer.clear()
         self._file.flush()
         os.fsync(self._file.fileno())
+        return []
 
     def close(self) -> None:
         self._file.close()

@@ -31,3 +31,16 @@ def kafka_bootstrap() -> Iterator[str]:
 
     with KafkaContainer("confluentinc/cp-kafka:7.6.1") as kafka:
         yield kafka.get_bootstrap_server()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> Iterator[str]:
+    reason = docker_unavailable()
+    if reason:
+        pytest.skip(f"Elasticsearch contract run skipped: {reason}")
+    from testcontainers.elasticsearch import ElasticSearchContainer
+
+    with ElasticSearchContainer(
+        "docker.elastic.co/elasticsearch/elasticsearch:9.1.5", mem_limit="1g"
+    ) as es:
+        yield es.get_url()

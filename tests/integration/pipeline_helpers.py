@@ -30,6 +30,15 @@ def new_slot() -> str:
     return f"s{os.getpid()}_{next(_slots)}"
 
 
+def index_sinks(dsn: str, root: Path) -> dict[str, SinkFactory]:
+    """The index consumer over a tantivy index under `root`."""
+    from epipe.db.server import connect
+    from epipe.index.tantivy import TantivyStore
+    from epipe.sink.index import IndexSink
+
+    return {"index": lambda: IndexSink(lambda: connect(dsn), TantivyStore(root))}
+
+
 @dataclass
 class Running:
     runner: Runner

@@ -66,10 +66,10 @@ def test_the_slot_does_not_advance_when_a_sink_flush_fails(
     failing = threading.Event()
 
     class FlakySink(EventsFileSink):
-        def flush(self) -> None:
+        def flush(self) -> list[tuple[Event, str]]:
             if failing.is_set():
                 raise OSError("disk full")
-            super().flush()
+            return super().flush()
 
     slot = new_slot()
     path = tmp_path / "flaky.jsonl"

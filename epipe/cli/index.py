@@ -1,0 +1,232 @@
+"""`epipe search`, `epipe reindex`, `epipe verify`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+
+from epipe.cli.context import Context, echo_json
+from epipe.errors import EpipeError
+from epipe.index.engine import EngineError, SearchIndex
+from epipe.index.rebuild import rebuild
+from epipe.index.stores import open_store
+from epipe.index.verify import verify as verify_index
+from epipe.pipeline import status as pipeline_status
+from epipe.search.query import SORTS, SearchQuery, parse_predicate
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.command()
+@click.argument("text", required=False)
+@click.option("--under", default=None, help="only below this directory")
+@click.option(
+    "--xattr",
+    "predicates",
+    multiple=True,
+    help="annotation predicate, e.g. 'labels.objects.bicycle>3' (repeatable)",
+)
+@click.option("--type", "kind", type=click.Choice(["file", "dir"]), default=None)
+@click.option("--ext", default=None, help="file extension, e.g. jpg")
+@click.option("--owner", default=None)
+@click.option("--size-min", type=click.IntRange(min=0), default=None)
+@click.option("--size-max", type=click.IntRange(min=0), default=None)
+@click.option("--modified-after", type=click.DateTime(), default=None)
+@click.option("--modified-before", type=click.DateTime(), default=None)
+@click.option("--sort", type=click.Choice(SORTS), default="score", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def search(
+    ctx: Context,
+    text: str | None,
+    under: str | None,
+    predicates: tuple[str, ...],
+    kind: str | None,
+    ext: str | None,
+    owner: str | None,
+    size_min: int | None,
+    size_max: int | None,
+    modified_after: datetime | None,
+    modified_before: datetime | None,
+    sort: str,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Search files by TEXT and filters (as the superuser: every project)."""
+    query = SearchQuery(
+        text=text,
+        under=under,
+        type=kind,  # type: ignore[arg-type]
+        ext=ext,
+        owner=owner,
+        size_min=size_min,
+        size_max=size_max,
+        modified_after=_utc(modified_after),
+        modified_before=_utc(modified_before),
+        xattr=tuple(parse_predicate(p) for p in predicates),
+        sort=sort,  # type: ignore[arg-type]
+        limit=limit,
+    )
+    index = open_store(ctx.settings).current(writable=False)
+    started = time.perf_counter()
+    page = index.search(query)
+    took_ms = round((time.perf_counter() - started) * 1000, 2)
+    if as_json:
+        echo_json(
+            {
+                "hits": [{**h.doc, "score": h.score} for h in page.hits],
+                "total": page.total,
+                "took_ms": took_ms,
+            }
+        )
+        return
+    for hit in page.hits:
+        doc = hit.doc
+        labels = json.dumps(doc["xattrs"], ensure_ascii=False)
+        click.echo(
+            f"{doc['path']}  {doc['size']:,} B  {doc['mtime'][:19]}  "
+            f"{labels[:120]}{'…' if len(labels) > 120 else ''}"
+        )
+    click.echo(f"{page.total:,} match(es), {len(page.hits)} shown, {took_ms} ms", err=True)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    return None if value is None else value.replace(tzinfo=value.tzinfo or UTC)
+
+
+@click.command()
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="seconds to wait for the running pipeline to rebuild",
+)
+@pass_context
+def reindex(ctx: Context, timeout: float) -> None:
+    """Rebuild the search index from the database into a new index, then swap it in."""
+    conn = ctx.connection()
+    store = open_store(ctx.settings)
+    try:
+        current = store.current(writable=True)  # holds the writer: no consumer runs
+    except EngineError:
+        _request_rebuild(ctx, timeout)
+        return
+    current.close()
+    with click.progressbar(length=1, label="reindex", file=sys.stderr, show_pos=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        report, index = rebuild(conn, store, progress=progress)
+        index.close()
+    click.echo(
+        f"rebuilt {report.generation}: {report.documents:,} documents in "
+        f"{report.seconds:.1f} s" + (f", {len(report.rejected)} refused" if report.rejected else "")
+    )
+
+
+def _request_rebuild(ctx: Context, timeout: float) -> None:
+    """The pipeline runs and holds the index: ask its index consumer to rebuild."""
+    conn = ctx.connection()
+    row = conn.execute("INSERT INTO epipe_index_requests DEFAULT VALUES RETURNING id").fetchone()
+    assert row is not None
+    request = row[0]
+    deadline = time.monotonic() + timeout
+    with click.progressbar(
+        length=1, label="reindex (by the running pipeline)", file=sys.stderr, show_pos=True
+    ) as bar:
+        while True:
+            started, finished, done, total, error = conn.execute(
+                "SELECT started_at, finished_at, done, total, error FROM epipe_index_requests "
+                "WHERE id = %s",
+                [request],
+            ).fetchone()  # type: ignore[misc]
+            if total:
+                bar.length = total
+                bar.update(done - bar.pos)
+            if finished is not None:
+                break
+            if time.monotonic() > deadline or (
+                started is None and time.monotonic() > deadline - timeout + 30
+            ):
+                conn.execute(
+                    "UPDATE epipe_index_requests SET finished_at = now(), error = "
+                    "'not served' WHERE id = %s AND started_at IS NULL",
+                    [request],
+                )
+                raise EpipeError(
+                    "the index is held by another process that did not take the "
+                    "rebuild request within 30 s: is `epipe run` healthy?"
+                )
+            time.sleep(0.2)
+    if error:
+        raise EpipeError(f"rebuild failed: {error}")
+    click.echo(f"rebuilt by the running pipeline: {done:,} documents")
+
+
+@click.command()
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="seconds to wait for the pipeline to catch up before comparing",
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def verify(ctx: Context, timeout: float, as_json: bool) -> None:
+    """Compare the index with the database; print the drift; exit 1 on drift."""
+    conn = ctx.connection()
+    index: SearchIndex = open_store(ctx.settings).current(writable=False)
+    _catch_up(ctx, timeout)
+    drift = verify_index(conn, index)
+    if drift:  # changes may have raced the comparison: look again at what differed
+        checked = drift.checked
+        _catch_up(ctx, timeout)
+        drift = verify_index(conn, index, only=drift.ids)
+        drift.checked = checked
+    summary = drift.summary()
+    if as_json:
+        echo_json(
+            {
+                **summary,
+                "drift": bool(drift),
+                "sample": {
+                    k: sorted(getattr(drift, k))[:20] for k in ("missing", "extra", "stale")
+                },
+            }
+        )
+    else:
+        for kind in ("missing", "extra", "stale"):
+            found: dict[str, Any] = summary[kind]
+            line = ", ".join(f"{n} {k}" for k, n in sorted(found.items())) or "none"
+            click.echo(f"{kind:<8} {line}")
+        click.echo(
+            f"checked  {drift.checked:,} documents: "
+            f"{'DRIFT' if drift else 'index equals the database'}"
+        )
+    if drift:
+        raise SystemExit(1)
+
+
+def _catch_up(ctx: Context, timeout: float) -> None:
+    conn = ctx.connection()
+    slot = conn.execute(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = %s", [ctx.settings.slot]
+    ).fetchone()
+    if slot is not None and slot[0] and timeout > 0:  # a pipeline runs: let it catch up
+        _, lagging = pipeline_status.wait(conn, ctx.settings.slot, None, timeout)
+        if lagging:
+            click.echo(
+                f"epipe: warning: still behind after {timeout} s: {', '.join(lagging)}", err=True
+            )

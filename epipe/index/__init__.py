@@ -1,0 +1,4 @@
+"""The search index's side of the pipeline: what a document is (`document`), reading the
+current rows it is built from (`state`), the engines it lives in (`tantivy`,
+`elasticsearch`), rebuilding it (`rebuild`) and checking it against the database (`verify`).
+"""

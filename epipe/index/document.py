@@ -1,0 +1,117 @@
+"""The search document of an inode: built from its current row, pure.
+
+    {id, parent_id, name, path, ancestors, kind, ext, size, owner, group, project,
+     mtime, ctime, xattrs, version}
+
+`ancestors` (ids of every directory above, root first) make subtree search one term query
+and keep working after renames of the ancestors' names (ids never change); a directory move
+rewrites the moved subtree's documents. `xattrs` maps display names (`labels`,
+`system.acl`) to the JSON values. Annotations too large to index (more than
+MAX_ANNOTATION_VALUES leaf values) are left out, named in `skipped`, and reported.
+docs/search-index.md has the rationale; schemas/index/document.schema.json the shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+Document = dict[str, Any]
+
+MAX_ANNOTATION_VALUES = 10_000  # Elasticsearch's nested-object limit per document
+MAX_TEXT_BYTES = 8_191  # longer strings are not indexed as exact terms (still stored)
+
+
+def path_of(names: list[str]) -> str:
+    """['', 'a', 'b'] (the root's name first) -> '/a/b'."""
+    return "/" + "/".join(names[1:])
+
+
+def extension(name: str, kind: str) -> str:
+    """Lower-case extension of a file name ('' for directories and names without one)."""
+    if kind != "file":
+        return ""
+    stem, dot, ext = name.rpartition(".")
+    return ext.lower() if dot and stem and ext else ""
+
+
+def project_of(path: str) -> str | None:
+    """'/Projects/cars/x' -> 'cars'; None outside /Projects/<name>."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "Projects" and parts[2] else None
+
+
+def leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every scalar in a JSON value with its dotted key path; array items share their key.
+    (Iterative, in document order: this runs for every document indexed.)"""
+    out: list[tuple[str, Any]] = []
+    stack: list[tuple[str, Any]] = [(prefix, value)]
+    while stack:
+        key, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((f"{key}.{k}" if key else str(k), v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((key, v) for v in reversed(item))
+        else:
+            out.append((key, item))
+    return out
+
+
+def build(
+    row: dict[str, Any],
+    names: list[str],
+    ancestors: list[int],
+    xattrs: dict[str, Any] | None,
+    version: int,
+) -> tuple[Document, list[str]]:
+    """The document of one inode, and the names of xattrs left out for their size.
+
+    `row`: id, parent_id, name, kind ('file'|'dir'), size, mode, owner, group, mtime, ctime
+    (datetimes); `names`: the names from the root down to the inode; `ancestors`: the ids
+    above it, root first."""
+    path = path_of(names)
+    kept: dict[str, Any] = {}
+    skipped: list[str] = []
+    for name, value in sorted((xattrs or {}).items()):
+        # a leaf takes at least 2 bytes of JSON ("0,"): shorter values need no counting
+        if (
+            len(orjson.dumps(value)) > 2 * MAX_ANNOTATION_VALUES
+            and len(leaves(value)) > MAX_ANNOTATION_VALUES
+        ):
+            skipped.append(name)
+        else:
+            kept[name] = value
+    doc: Document = {
+        "id": row["id"],
+        "parent_id": row["parent_id"],
+        "name": row["name"] if row["parent_id"] is not None else "/",
+        "path": path,
+        "ancestors": ancestors,
+        "kind": row["kind"],
+        "ext": extension(row["name"], row["kind"]),
+        "size": row["size"],
+        "mode": row["mode"],
+        "owner": row["owner"],
+        "group": row["group"],
+        "project": project_of(path),
+        "mtime": _iso(row["mtime"]),
+        "ctime": _iso(row["ctime"]),
+        "xattrs": kept,
+        "version": version,
+    }
+    if skipped:
+        doc["skipped"] = skipped
+    return doc, skipped
+
+
+def annotation_text(xattrs: dict[str, Any]) -> str:
+    """What free text searches in the annotations: their JSON text, whose words are the keys
+    and the values (the engines' tokenizers split on punctuation; built in C, this costs
+    little per document)."""
+    return orjson.dumps(xattrs).decode()
+
+
+def _iso(value: datetime | str) -> str:
+    return value if isinstance(value, str) else value.isoformat()

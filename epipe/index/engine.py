@@ -1,0 +1,71 @@
+"""The port the index sink writes to and searches read from, with two adapters:
+`TantivyIndex` (embedded) and `ElasticsearchIndex` (scale-out). Both pass
+tests/contract/test_index_contract.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from epipe.errors import EpipeError
+from epipe.index.document import Document
+from epipe.search.query import SearchQuery
+
+
+class EngineError(EpipeError):
+    """The search engine failed (unreachable, corrupt, refused the whole request)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    doc: Document
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Page:
+    hits: list[Hit]
+    total: int
+
+
+class SearchIndex(Protocol):
+    def upsert(self, docs: list[Document]) -> list[tuple[int, str]]:
+        """Add or replace documents; the ids the engine refused, with its reason."""
+
+    def delete(self, ids: Iterable[int], version: int | None = None) -> None:
+        """Remove documents; `version` (the deleting change's LSN) lets an engine refuse a
+        later write of an older version."""
+
+    def delete_subtrees(self, roots: Iterable[int]) -> None:
+        """Remove each root and every document below it."""
+
+    def delete_all(self) -> None: ...
+
+    def commit(self) -> None:
+        """Make every change durable and searchable."""
+
+    def search(self, query: SearchQuery) -> Page: ...
+
+    def get(self, ids: Iterable[int]) -> dict[int, Document]: ...
+
+    def scan(self, batch: int = 5_000) -> Iterator[list[Document]]:
+        """Every document, in id order."""
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class IndexStore(Protocol):
+    """Generations of an index: the current one, and a new one to rebuild into and then
+    swap in atomically (readers never see a half-built index)."""
+
+    def current(self, *, writable: bool) -> SearchIndex: ...
+
+    def new_generation(self) -> tuple[str, SearchIndex]: ...
+
+    def activate(self, generation: str) -> None: ...
+
+    def discard(self, generation: str) -> None:
+        """Remove a generation that will never be activated (a failed rebuild)."""

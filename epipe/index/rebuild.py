@@ -1,0 +1,58 @@
+"""Rebuilding the index from the database: a new generation filled from one consistent
+snapshot, then swapped in atomically. Searches go on against the old generation meanwhile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+
+from epipe.index.engine import IndexStore, SearchIndex
+from epipe.index.state import DocumentSource
+from epipe.lsn import lsn_from_str
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    generation: str
+    documents: int
+    rejected: list[tuple[int, str]]
+    skipped: list[tuple[int, list[str]]]
+    seconds: float
+
+
+def rebuild(
+    conn: psycopg.Connection,
+    store: IndexStore,
+    *,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> tuple[RebuildReport, SearchIndex]:
+    """Fill a new generation and activate it; returns the report and the (writable) index."""
+    started = time.perf_counter()
+    generation, index = store.new_generation()
+    documents = 0
+    rejected: list[tuple[int, str]] = []
+    skipped: list[tuple[int, list[str]]] = []
+    try:
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = conn.execute("SELECT pg_current_wal_lsn()::text, count(*) FROM inodes").fetchone()
+            assert row is not None
+            version, total = lsn_from_str(row[0]), int(row[1])
+            for docs, left_out in DocumentSource(conn).everything(version):
+                rejected.extend(index.upsert(docs))
+                skipped.extend(left_out)
+                documents += len(docs)
+                progress(documents, total)
+        index.commit()
+    except BaseException:
+        index.close()
+        store.discard(generation)
+        raise
+    store.activate(generation)
+    return (
+        RebuildReport(generation, documents, rejected, skipped, time.perf_counter() - started),
+        index,
+    )

@@ -1,0 +1,224 @@
+"""The search-index contract: writes, deletes, generations and query semantics, for both
+engines (tantivy here; Elasticsearch where Docker runs)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epipe.index.document import Document, build
+from epipe.index.engine import IndexStore, SearchIndex
+from epipe.search.query import SearchQuery, parse_predicate
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+_names = itertools.count()
+
+
+@pytest.fixture(params=["tantivy", "elasticsearch"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexStore]:
+    if request.param == "tantivy":
+        from epipe.index.tantivy import TantivyStore
+
+        yield TantivyStore(tmp_path / "index")
+        return
+    url = request.getfixturevalue("elasticsearch_url")
+    from epipe.index.elasticsearch import ElasticsearchStore
+
+    es = ElasticsearchStore(url)
+    for name in es._generations():
+        es.client.indices.delete(index=name)
+    yield es
+
+
+def node(
+    inode_id: int,
+    path: str,
+    ancestors: list[int],
+    kind: str = "file",
+    size: int = 0,
+    xattrs: dict[str, Any] | None = None,
+    owner: str = "alice",
+    days: int = 0,
+    version: int = 1,
+) -> Document:
+    names = path.split("/") if path != "/" else [""]
+    row = {
+        "id": inode_id,
+        "parent_id": ancestors[-1] if ancestors else None,
+        "name": names[-1],
+        "kind": kind,
+        "size": size,
+        "mode": 0o644,
+        "owner": owner,
+        "group": "g",
+        "mtime": T0 + timedelta(days=days),
+        "ctime": T0,
+    }
+    return build(row, names, ancestors, xattrs, version)[0]
+
+
+CORPUS = [
+    node(1, "/", [], "dir"),
+    node(2, "/Projects", [1], "dir"),
+    node(3, "/Projects/cars", [1, 2], "dir"),
+    node(4, "/Projects/cars/img", [1, 2, 3], "dir"),
+    node(
+        5,
+        "/Projects/cars/img/a.jpg",
+        [1, 2, 3, 4],
+        size=100,
+        days=1,
+        xattrs={
+            "labels": {
+                "objects": {"bicycle": 4, "car": 1},
+                "camera": "front",
+                "weather": "heavy rain",
+                "reviewed": True,
+                "tags": ["x", "y"],
+            }
+        },
+    ),
+    node(
+        6,
+        "/Projects/cars/img/b.png",
+        [1, 2, 3, 4],
+        size=300,
+        days=2,
+        xattrs={"labels": {"objects": {"bicycle": 2.5}, "camera": "rear"}},
+    ),
+    node(
+        7,
+        "/Projects/cars/img/c.jpg",
+        [1, 2, 3, 4],
+        size=200,
+        days=3,
+        owner="bob",
+        xattrs={"labels": {"objects": {"bicycle": "many"}, "weird key": {"n": 5}}},
+    ),
+    node(8, "/Projects/bikes", [1, 2], "dir"),
+    node(9, "/Projects/bikes/rain.txt", [1, 2, 8], size=5, days=4),
+]
+
+
+@pytest.fixture
+def index(store: IndexStore) -> Iterator[SearchIndex]:
+    current = store.current(writable=True)
+    assert current.upsert(CORPUS) == []
+    current.commit()
+    yield current
+    current.close()
+
+
+def ids(index: SearchIndex, **query: Any) -> list[int]:
+    page = index.search(SearchQuery(**query))
+    return [hit.doc["id"] for hit in page.hits]
+
+
+def test_documents_come_back_as_written_once_each(index: SearchIndex) -> None:
+    assert index.get([5, 9, 404]) == {5: CORPUS[4], 9: CORPUS[8]}
+    assert index.count() == len(CORPUS)
+    assert [d["id"] for batch in index.scan(batch=4) for d in batch] == list(range(1, 10))
+
+
+def test_an_upsert_replaces_never_duplicates(index: SearchIndex) -> None:
+    newer = node(5, "/Projects/cars/img/renamed.jpg", [1, 2, 3, 4], size=7, version=2)
+    assert index.upsert([newer]) == []
+    assert index.upsert([newer]) == []  # a replay
+    index.commit()
+    assert index.get([5]) == {5: newer}
+    assert index.count() == len(CORPUS)
+
+
+def test_deletes_by_id_and_by_subtree(index: SearchIndex) -> None:
+    index.delete([9], version=5)
+    index.delete_subtrees([4])
+    index.commit()
+    assert sorted(d["id"] for batch in index.scan() for d in batch) == [1, 2, 3, 8]
+    index.delete_all()
+    index.commit()
+    assert index.count() == 0
+
+
+def test_free_text_matches_every_word_in_name_path_or_annotations(index: SearchIndex) -> None:
+    assert set(ids(index, text="rain")) == {5, 9}  # annotation text, and a name
+    assert ids(index, text="heavy RAIN") == [5]
+    assert set(ids(index, text="cars img")) == {4, 5, 6, 7}
+    assert ids(index, text="front bicycle") == [5]  # a value and a key
+    assert ids(index, text="nothing-like-this") == []
+
+
+def test_filters(index: SearchIndex) -> None:
+    assert set(ids(index, under="/Projects/cars")) == {4, 5, 6, 7}
+    assert ids(index, under="/Projects/none") == []
+    assert set(ids(index, type="dir")) == {1, 2, 3, 4, 8}
+    assert set(ids(index, ext="JPG")) == {5, 7}
+    assert ids(index, owner="bob") == [7]
+    assert set(ids(index, size_min=100, size_max=200)) == {5, 7}
+    assert set(
+        ids(index, modified_after=T0 + timedelta(days=2), modified_before=T0 + timedelta(days=3))
+    ) == {6, 7}
+    assert set(ids(index, projects=frozenset({"bikes"}))) == {8, 9}
+    assert ids(index, projects=frozenset()) == []
+
+
+@pytest.mark.parametrize(
+    ("predicates", "expected"),
+    [
+        (["labels.objects.bicycle>3"], {5}),
+        (["labels.objects.bicycle>=2.5"], {5, 6}),
+        (["labels.objects.bicycle<3"], {6}),
+        (["labels.objects.bicycle<=4", "labels.objects.car=1"], {5}),
+        (["labels.objects.bicycle=4"], {5}),
+        (["labels.objects.bicycle=many"], {7}),
+        (["labels.camera=front"], {5}),
+        (["labels.camera!=front"], {6}),
+        (["labels.reviewed=true"], {5}),
+        (["labels.tags=y"], {5}),
+        (["labels.weather exists"], {5}),
+        (["labels.objects exists"], {5, 6, 7}),
+        (['labels."weird key".n>4'], {7}),
+        (["labels.weather=null", "labels exists"], {6, 7}),
+        (["labels.camera=FRONT"], set()),  # exact, case-sensitive
+    ],
+)
+def test_annotation_predicates(
+    index: SearchIndex, predicates: list[str], expected: set[int]
+) -> None:
+    query = SearchQuery(xattr=tuple(parse_predicate(p) for p in predicates))
+    assert {hit.doc["id"] for hit in index.search(query).hits} == expected
+
+
+def test_sorting_paging_and_totals(index: SearchIndex) -> None:
+    files = {"type": "file"}
+    assert ids(index, sort="size", **files) == [9, 5, 7, 6]
+    assert ids(index, sort="-size", **files) == [6, 7, 5, 9]
+    assert ids(index, sort="-mtime", **files) == [9, 7, 6, 5]
+    assert ids(index, sort="name", **files) == [5, 6, 7, 9]
+    assert ids(index, sort="path", **files) == [9, 5, 6, 7]
+    page = index.search(SearchQuery(type="file", sort="size", limit=2, offset=1))
+    assert [h.doc["id"] for h in page.hits] == [5, 7]
+    assert page.total == 4
+    scored = index.search(SearchQuery(text="rain"))
+    assert all(hit.score is not None and hit.score > 0 for hit in scored.hits)
+
+
+def test_a_new_generation_replaces_the_old_one_atomically(
+    store: IndexStore, index: SearchIndex
+) -> None:
+    generation, fresh = store.new_generation()
+    fresh.upsert(CORPUS[:3])
+    fresh.commit()
+    assert store.current(writable=False).count() == len(CORPUS)  # not yet visible
+    fresh.close()
+    index.close()
+    store.activate(generation)
+    assert store.current(writable=False).count() == 3
+    dropped, spare = store.new_generation()
+    spare.close()
+    store.discard(dropped)
+    assert store.current(writable=False).count() == 3

@@ -1,0 +1,140 @@
+"""The search document (pure) and how each engine indexes annotations."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from epipe.index.document import (
+    MAX_ANNOTATION_VALUES,
+    annotation_text,
+    build,
+    extension,
+    leaves,
+    project_of,
+)
+from epipe.index.elasticsearch import attrs, body, document
+
+ROOT = Path(__file__).parents[3]
+DOC_SCHEMA = json.loads((ROOT / "schemas/index/document.schema.json").read_text())
+TEMPLATE = json.loads((ROOT / "schemas/index/elasticsearch-template.json").read_text())
+NOW = datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+
+
+def row(**changes: Any) -> dict[str, Any]:
+    return {
+        "id": 42,
+        "parent_id": 7,
+        "name": "frame_0001.JPG",
+        "kind": "file",
+        "size": 10,
+        "mode": 0o644,
+        "owner": "alice",
+        "group": "cars",
+        "mtime": NOW,
+        "ctime": NOW,
+        **changes,
+    }
+
+
+def test_a_document_carries_path_ancestors_project_and_annotations() -> None:
+    labels = {"objects": {"bicycle": 4}, "camera": "front", "tags": ["a", "b"]}
+    doc, skipped = build(
+        row(),
+        ["", "Projects", "cars", "img", "frame_0001.JPG"],
+        [1, 3, 5, 7],
+        {"labels": labels},
+        version=99,
+    )
+    assert skipped == []
+    assert doc["path"] == "/Projects/cars/img/frame_0001.JPG"
+    assert doc["ancestors"] == [1, 3, 5, 7]
+    assert (doc["project"], doc["ext"], doc["kind"]) == ("cars", "jpg", "file")
+    assert doc["mtime"] == "2026-01-02T03:04:05.600000+00:00"
+    assert doc["xattrs"] == {"labels": labels}
+    jsonschema.validate(doc, DOC_SCHEMA)
+
+
+def test_the_root_and_directories() -> None:
+    root, _ = build(row(id=1, parent_id=None, name="", kind="dir"), [""], [], None, 1)
+    assert (root["path"], root["name"], root["ext"], root["project"]) == ("/", "/", "", None)
+    jsonschema.validate(root, DOC_SCHEMA)
+    assert build(row(name="a.b", kind="dir"), ["", "a.b"], [1], None, 1)[0]["ext"] == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "ext"),
+    [("a.JPG", "jpg"), ("archive.tar.gz", "gz"), (".hidden", ""), ("noext", ""), ("trailing.", "")],
+)
+def test_extension(name: str, ext: str) -> None:
+    assert extension(name, "file") == ext
+
+
+@pytest.mark.parametrize(
+    ("path", "project"),
+    [
+        ("/Projects/cars/x", "cars"),
+        ("/Projects/cars", "cars"),
+        ("/Projects", None),
+        ("/other/cars", None),
+        ("/", None),
+    ],
+)
+def test_project_of(path: str, project: str | None) -> None:
+    assert project_of(path) == project
+
+
+def test_annotations_with_too_many_values_are_left_out_and_named() -> None:
+    huge = {"points": list(range(MAX_ANNOTATION_VALUES + 1))}
+    doc, skipped = build(row(), ["", "f"], [1], {"huge": huge, "labels": {"a": 1}}, 5)
+    assert skipped == ["huge"]
+    assert doc["xattrs"] == {"labels": {"a": 1}}
+    assert doc["skipped"] == ["huge"]
+    jsonschema.validate(doc, DOC_SCHEMA)
+
+
+def test_leaves_flatten_nested_objects_and_arrays() -> None:
+    value = {"a": {"b": 1, "c": [2, {"d": "x"}]}, "e": True, "f": None}
+    assert list(leaves(value)) == [("a.b", 1), ("a.c", 2), ("a.c.d", "x"), ("e", True), ("f", None)]
+    text = annotation_text({"labels": {"camera": "front left", "n": 3}})
+    assert {"labels", "camera", "front", "left"} <= set(
+        text.replace('"', " ")
+        .replace("{", " ")
+        .replace(":", " ")
+        .replace(",", " ")
+        .replace("}", " ")
+        .split()
+    )
+
+
+def test_elasticsearch_pairs_are_typed() -> None:
+    assert attrs({"l": {"n": 3, "x": 2.5, "s": "front", "b": False, "z": None, "t": ["a", 1]}}) == [
+        {"key": "l.n", "num": 3},
+        {"key": "l.x", "num": 2.5},
+        {"key": "l.s", "str": "front"},
+        {"key": "l.b", "bool": False},
+        {"key": "l.t", "str": "a"},
+        {"key": "l.t", "num": 1},
+    ]
+
+
+def test_ten_thousand_distinct_keys_leave_the_mapping_as_it_is() -> None:
+    """The mapping is `dynamic: strict` with a fixed set of fields; a document with 10,000
+    distinct annotation keys only fills those fields (the keys become values of attrs.key)."""
+    xattrs = {"labels": {f"key_{i}": (i if i % 3 else f"v{i}") for i in range(10_000)}}
+    doc, skipped = build(row(), ["", "f"], [1], xattrs, 1)
+    assert skipped == []
+    source = body(doc)
+    mapping = TEMPLATE["template"]["mappings"]
+    assert mapping["dynamic"] == "strict"
+    assert set(source) <= set(mapping["properties"])
+    pair_fields = set(mapping["properties"]["attrs"]["properties"])
+    assert all(set(pair) <= pair_fields for pair in source["attrs"])
+    assert len({pair["key"] for pair in source["attrs"]}) == 10_000
+    assert mapping["properties"]["xattrs"] == {"type": "object", "enabled": False}
+    assert document(source) == doc  # what the index returns is the document again

@@ -1,0 +1,71 @@
+"""The query model and the xattr predicate parser (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from epipe.search.query import Predicate, QueryError, SearchQuery, parse_predicate
+
+
+@pytest.mark.parametrize(
+    ("text", "predicate"),
+    [
+        ("labels.objects.bicycle>3", Predicate(("labels", "objects", "bicycle"), ">", 3)),
+        ("labels.objects.bicycle >= 2.5", Predicate(("labels", "objects", "bicycle"), ">=", 2.5)),
+        ("labels.camera=front", Predicate(("labels", "camera"), "=", "front")),
+        ('labels.camera="front left"', Predicate(("labels", "camera"), "=", "front left")),
+        ("labels.camera!=rear", Predicate(("labels", "camera"), "!=", "rear")),
+        ("labels.weather exists", Predicate(("labels", "weather"), "exists")),
+        ("labels.reviewed=true", Predicate(("labels", "reviewed"), "=", True)),
+        ("labels.n<-1", Predicate(("labels", "n"), "<", -1)),
+        ("labels.n<=1e3", Predicate(("labels", "n"), "<=", 1000.0)),
+        ("labels.gone=null", Predicate(("labels", "gone"), "=", None)),
+        ('labels."weird key:1".x>0', Predicate(("labels", "weird key:1", "x"), ">", 0)),
+        ("user.labels.a=1", Predicate(("labels", "a"), "=", 1)),
+        ("system.acl=x", Predicate(("system.acl",), "=", "x")),
+        ("labels.code=007", Predicate(("labels", "code"), "=", "007")),
+    ],
+)
+def test_predicates_parse(text: str, predicate: Predicate) -> None:
+    assert parse_predicate(text) == predicate
+    assert parse_predicate(predicate.text) == predicate  # its text form round-trips
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("labels", "expected an operator"),
+        (">3", "expected a key at position 1"),
+        ("labels.camera>front", "> compares numbers"),
+        ("labels.x>true", "> compares numbers"),
+        ("labels=", "missing value"),
+        ('labels."open', "unterminated quoted key"),
+        ("labels.a..b=1", "expected a key"),
+        ('labels.a="unterminated', "bad quoted value"),
+        ("labels.a=1 OR 1=1", None),  # not an error: the whole rest is one string value
+    ],
+)
+def test_malformed_predicates_name_the_offending_part(text: str, message: str | None) -> None:
+    if message is None:
+        assert parse_predicate(text).value == "1 OR 1=1"
+        return
+    with pytest.raises(QueryError) as caught:
+        parse_predicate(text)
+    assert caught.value.part == f"xattr {text!r}"
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "part"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"sort": "random"}, "sort"),
+        ({"size_min": -1}, "size_min"),
+        ({"type": "link"}, "type"),
+    ],
+)
+def test_query_limits(fields: dict[str, object], part: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        SearchQuery(**fields)  # type: ignore[arg-type]
+    assert caught.value.part == part
