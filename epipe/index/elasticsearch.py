@@ -200,13 +200,6 @@ class ElasticsearchIndex:
             raise EngineError(f"Elasticsearch bulk request failed: {exc}") from None
         return rejected
 
-    def delete_subtrees(self, roots: Iterable[int]) -> None:
-        roots = list(roots)
-        if roots:
-            self._delete_by_query(
-                {"bool": {"should": [{"terms": {"ancestors": roots}}, {"terms": {"id": roots}}]}}
-            )
-
     def delete_all(self) -> None:
         self._delete_by_query({"match_all": {}})
 

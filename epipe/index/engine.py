@@ -37,9 +37,6 @@ class SearchIndex(Protocol):
         """Remove documents; `version` (the deleting change's LSN) lets an engine refuse a
         later write of an older version."""
 
-    def delete_subtrees(self, roots: Iterable[int]) -> None:
-        """Remove each root and every document below it."""
-
     def delete_all(self) -> None: ...
 
     def commit(self) -> None:

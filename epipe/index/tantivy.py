@@ -171,11 +171,6 @@ class TantivyIndex:
     def delete(self, ids: Iterable[int], version: int | None = None) -> None:
         self._delete_where("id", list(ids))  # one writer, in order: no version needed
 
-    def delete_subtrees(self, roots: Iterable[int]) -> None:
-        roots = list(roots)
-        self._delete_where("ancestors", roots)
-        self._delete_where("id", roots)
-
     def _delete_where(self, field: str, values: list[int]) -> None:
         if values:
             self._need_writer().delete_documents_by_query(

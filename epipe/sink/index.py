@@ -6,8 +6,9 @@ batch therefore converge, and an inode the database no longer has is never index
 Per batch, in this order:
 
 1. a truncation of inodes or xattrs: rebuild everything from the database;
-2. removed directories: one subtree delete each (by ancestor id, so a new directory of the
-   same name is untouched); removed files: delete by id;
+2. removed inodes: delete by id (the cascade of an `rm -r` brings one delete event per
+   descendant, in the same transaction; an index subtree query would miss documents whose
+   ancestors a move in the same batch has not rewritten yet);
 3. moved directories: re-read and rewrite the whole subtree (paths and ancestors changed);
 4. every other touched inode: re-read and rewrite (or delete, if it is gone);
 5. commit the index.
@@ -50,8 +51,6 @@ class IndexSink:
         self._touched: dict[int, int] = {}  # inode id -> version (commit LSN)
         self._cause: dict[int, Event] = {}  # inode id -> the last event about it
         self._moved_dirs: dict[int, Event] = {}
-        self._deleted_dirs: set[int] = set()
-        self._deleted_roots: set[int] = set()  # removed directories whose parent stays
         self._deleted: set[int] = set()
         self._deleted_at = 0  # LSN of the last delete in the batch
         self._refresh: Event | None = None
@@ -86,17 +85,9 @@ class IndexSink:
         self._deleted_at = max(self._deleted_at, event.lsn)
         self._touched.pop(inode_id, None)
         self._moved_dirs.pop(inode_id, None)
-        is_dir = row.get("kind") == "dir"
-        if row.get("parent_id") in self._deleted_dirs:  # inside a subtree removed already
-            if is_dir:
-                self._deleted_dirs.add(inode_id)
-            return
-        if is_dir:
-            self._deleted_dirs.add(inode_id)
-            self._deleted_roots.add(inode_id)
+        self._deleted.add(inode_id)
+        if row.get("kind") == "dir":
             self._paths_stale = True
-        else:
-            self._deleted.add(inode_id)
 
     def flush(self) -> list[Rejection]:
         rejections: list[Rejection] = []
@@ -107,13 +98,11 @@ class IndexSink:
             if self._paths_stale:
                 self._state.forget_paths()
             index = self.index
-            if self._deleted_roots:
-                index.delete_subtrees(self._deleted_roots)
             if self._deleted:
                 index.delete(self._deleted, self._deleted_at)
             if self._touched or self._moved_dirs:
                 self._state.read_after(self._xids, lambda: self._rewrite(rejections))
-            if self._touched or self._deleted or self._deleted_roots or self._moved_dirs:
+            if self._touched or self._deleted or self._moved_dirs:
                 index.commit()
         finally:
             self._reset()

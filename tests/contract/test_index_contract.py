@@ -134,9 +134,10 @@ def test_an_upsert_replaces_never_duplicates(index: SearchIndex) -> None:
     assert index.count() == len(CORPUS)
 
 
-def test_deletes_by_id_and_by_subtree(index: SearchIndex) -> None:
+def test_deletes_by_id(index: SearchIndex) -> None:
     index.delete([9], version=5)
-    index.delete_subtrees([4])
+    index.delete([4, 5, 6, 7])
+    index.delete([404])  # not there: nothing happens
     index.commit()
     assert sorted(d["id"] for batch in index.scan() for d in batch) == [1, 2, 3, 8]
     index.delete_all()

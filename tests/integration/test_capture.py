@@ -88,8 +88,8 @@ def test_the_slot_does_not_advance_when_a_sink_flush_fails(
     assert confirmed(conn, slot) < lsn_from_str(lost)  # never past what was not applied
     assert confirmed(conn, slot) >= before
     # a restart delivers the change again
+    failing.clear()
     with running(dsn, tmp_path, slot=slot, sinks={"flaky": lambda: FlakySink(path)}) as again:
-        failing.clear()
         again.wait(conn, lost)
     names = [e.data["inode"]["name"] for e in read_events(path) if e.type == ev.INODE_CREATED]
     assert "during" in names

@@ -1,0 +1,74 @@
+"""The index sink on batches of real events (decoded from a slot), whatever they combine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from epipe.db.server import connect
+from epipe.events import Event
+from epipe.fs.namespace import Namespace
+from epipe.index.rebuild import rebuild
+from epipe.index.tantivy import TantivyStore
+from epipe.index.verify import verify
+from epipe.sink.index import IndexSink
+from epipe.source import pgoutput as pg
+from epipe.source.translate import Translator
+
+
+def changes(conn: psycopg.Connection, slot: str) -> list[Event]:
+    rows = conn.execute(
+        "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
+        "'proto_version', '1', 'publication_names', 'p')", [slot]).fetchall()
+    translator = Translator()
+    return [e for (data,) in rows for e in translator.feed(pg.decode(bytes(data)))]
+
+
+@pytest.fixture
+def sink(dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path):  # type: ignore[no-untyped-def]
+    for path in ("/a/x/f1", "/a/x/y/f2", "/a/f3", "/b/f4"):
+        ns.mkdir(path.rsplit("/", 1)[0], parents=True)
+        ns.put(path)
+        ns.setxattr(path, "labels", {"p": path})
+    store = TantivyStore(tmp_path / "index")
+    _, index = rebuild(conn, store)
+    index.close()
+    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
+    conn.execute("SELECT pg_create_logical_replication_slot('batch', 'pgoutput')")
+    sink = IndexSink(lambda: connect(dsn), store)
+    yield sink
+    sink.close()
+
+
+def apply_as_one_batch(sink: IndexSink, conn: psycopg.Connection) -> None:
+    for event in changes(conn, "batch"):
+        sink.add(event)
+    assert sink.flush() == []
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        [("mv", "/a", "/b/a"), ("rm", "/b")],  # moved into a directory removed next
+        [("mv", "/a/x", "/b/x"), ("rm", "/a")],  # moved out of a directory removed next
+        [("rm", "/a"), ("mkdir", "/a/x/y")],  # removed, then the same names again
+        [("mv", "/a", "/c"), ("mv", "/c/x", "/d"), ("mv", "/b", "/c/b")],  # nested moves
+        [("mv", "/a", "/b/a"), ("mv", "/b", "/z")],  # a move inside a moved directory
+    ],
+)
+def test_any_combination_in_one_batch_leaves_the_index_equal_to_the_database(
+    sink: IndexSink, conn: psycopg.Connection, ns: Namespace,
+    history: list[tuple[str, ...]],
+) -> None:
+    for op, *args in history:
+        if op == "mv":
+            ns.mv(*args)
+        elif op == "rm":
+            ns.rm(args[0], recursive=True)
+        else:
+            ns.mkdir(args[0], parents=True)
+    apply_as_one_batch(sink, conn)
+    drift = verify(conn, sink.index)
+    assert not drift, drift.summary()
