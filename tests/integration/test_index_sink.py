@@ -21,7 +21,9 @@ from epipe.source.translate import Translator
 def changes(conn: psycopg.Connection, slot: str) -> list[Event]:
     rows = conn.execute(
         "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
-        "'proto_version', '1', 'publication_names', 'p')", [slot]).fetchall()
+        "'proto_version', '1', 'publication_names', 'p')",
+        [slot],
+    ).fetchall()
     translator = Translator()
     return [e for (data,) in rows for e in translator.feed(pg.decode(bytes(data)))]
 
@@ -59,7 +61,9 @@ def apply_as_one_batch(sink: IndexSink, conn: psycopg.Connection) -> None:
     ],
 )
 def test_any_combination_in_one_batch_leaves_the_index_equal_to_the_database(
-    sink: IndexSink, conn: psycopg.Connection, ns: Namespace,
+    sink: IndexSink,
+    conn: psycopg.Connection,
+    ns: Namespace,
     history: list[tuple[str, ...]],
 ) -> None:
     for op, *args in history:
