@@ -78,6 +78,22 @@ def flush(bus: Bus, timeout: float = 60.0) -> bool:
     return False
 
 
+def drain_while_flushing(harness: Harness, groups: tuple[str, ...], want: int) -> list[list[Event]]:
+    """What each group receives (subscribed first) while the bus is flushed."""
+    subscriptions = [harness.subscribe(group) for group in groups]
+    results: list[list[Event]] = [[] for _ in groups]
+    threads = [
+        threading.Thread(target=lambda i=i, s=s: results[i].extend(drain(s, want)))
+        for i, s in enumerate(subscriptions)
+    ]
+    for thread in threads:
+        thread.start()
+    assert flush(harness.bus)
+    for thread in threads:
+        thread.join()
+    return results
+
+
 HISTORY = [
     change(lsn, seq, inode, kind)
     for lsn in range(1, 41)
@@ -88,19 +104,7 @@ HISTORY = [
 def test_every_subscriber_gets_every_event_unchanged_and_in_order_per_inode(
     harness: Harness,
 ) -> None:
-    a, b = harness.subscribe("a"), harness.subscribe("b")
-    harness.bus.publish(HISTORY)
-    results: dict[str, list[Event]] = {}
-    threads = [
-        threading.Thread(target=lambda n=n, s=s: results.__setitem__(n, drain(s, 80)))
-        for n, s in (("a", a), ("b", b))
-    ]
-    for thread in threads:
-        thread.start()
-    assert flush(harness.bus)
-    for thread in threads:
-        thread.join()
-    for got in results.values():
+    for got in drain_while_flushing(harness, ("a", "b"), HISTORY, 80):
         assert sorted(got, key=lambda e: e.position) == HISTORY  # nothing lost or altered
         for inode in range(7):  # each inode's events keep their order
             mine = [e.position for e in got if e.inode_id == inode]
@@ -108,19 +112,7 @@ def test_every_subscriber_gets_every_event_unchanged_and_in_order_per_inode(
 
 
 def test_heartbeats_reach_every_subscriber(harness: Harness) -> None:
-    a, b = harness.subscribe("a"), harness.subscribe("b")
-    harness.bus.publish([heartbeat(99)])
-    seen: dict[str, list[Event]] = {}
-    threads = [
-        threading.Thread(target=lambda n=n, s=s: seen.__setitem__(n, drain(s, 1)))
-        for n, s in (("a", a), ("b", b))
-    ]
-    for thread in threads:
-        thread.start()
-    assert flush(harness.bus)
-    for thread in threads:
-        thread.join()
-    for got in seen.values():
+    for got in drain_while_flushing(harness, ("a", "b"), [heartbeat(99)], 1):
         assert got and all(e.type == ev.HEARTBEAT and e.lsn == 99 for e in got)
 
 

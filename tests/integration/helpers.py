@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import psycopg
 
+from epipe.events import Event
+from epipe.source import pgoutput as pg
+from epipe.source.translate import Translator
+
 TABLES = ("inodes", "xattrs", "prov_ops", "users", "groups", "projects", "memberships")
 
 
@@ -56,3 +60,14 @@ def tree_problems(conn: psycopg.Connection) -> list[str]:
     if stray_xattrs:
         problems.append(f"{stray_xattrs} xattrs of missing inodes")
     return problems
+
+
+def slot_events(conn: psycopg.Connection, slot: str, publication: str) -> list[Event]:
+    """Consume a pgoutput slot through SQL and translate it: the ground truth of a history."""
+    rows = conn.execute(
+        "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
+        "'proto_version', '1', 'publication_names', %s)",
+        [slot, publication],
+    ).fetchall()
+    translator = Translator()
+    return [e for (data,) in rows for e in translator.feed(pg.decode(bytes(data)))]

@@ -17,11 +17,9 @@ import pytest
 
 from epipe.db.server import connect
 from epipe.errors import FsError
-from epipe.events import Event
 from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
-from epipe.source import pgoutput as pg
-from epipe.source.translate import Translator
+from tests.integration.helpers import slot_events
 from tests.integration.pipeline_helpers import PipelineProcess, new_slot
 from tests.integration.replay import Model, read_events
 
@@ -39,19 +37,6 @@ def wait_until(predicate: object, timeout: float = 60.0) -> None:
     while not predicate():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
-
-
-def truth(conn: psycopg.Connection, slot: str) -> list[Event]:
-    rows = conn.execute(
-        "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, 'proto_version',"
-        " '1', 'publication_names', 'epipe')",
-        [slot],
-    ).fetchall()
-    translator = Translator()
-    out: list[Event] = []
-    for (data,) in rows:
-        out.extend(translator.feed(pg.decode(bytes(data))))
-    return out
 
 
 def workload(dsn: str, stop: threading.Event, seed: int) -> None:
@@ -115,7 +100,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_only_after_the_sl
     assert process.stop() == 0, process.log.read_text()
 
     delivered = [e for e in read_events(events_file)]
-    expected = truth(conn, truth_slot)
+    expected = slot_events(conn, truth_slot, "epipe")
     conn.execute("SELECT pg_drop_replication_slot(%s)", [truth_slot])
     assert len(expected) > 200
     streamed = {(e.lsn, e.seq): e for e in delivered if not e.snapshot}

@@ -8,24 +8,12 @@ import psycopg
 import pytest
 
 from epipe.db.server import connect
-from epipe.events import Event
 from epipe.fs.namespace import Namespace
 from epipe.index.rebuild import rebuild
 from epipe.index.tantivy import TantivyStore
 from epipe.index.verify import verify
 from epipe.sink.index import IndexSink
-from epipe.source import pgoutput as pg
-from epipe.source.translate import Translator
-
-
-def changes(conn: psycopg.Connection, slot: str) -> list[Event]:
-    rows = conn.execute(
-        "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
-        "'proto_version', '1', 'publication_names', 'p')",
-        [slot],
-    ).fetchall()
-    translator = Translator()
-    return [e for (data,) in rows for e in translator.feed(pg.decode(bytes(data)))]
+from tests.integration.helpers import slot_events
 
 
 @pytest.fixture
@@ -45,7 +33,7 @@ def sink(dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path):  # 
 
 
 def apply_as_one_batch(sink: IndexSink, conn: psycopg.Connection) -> None:
-    for event in changes(conn, "batch"):
+    for event in slot_events(conn, "batch", "p"):
         sink.add(event)
     assert sink.flush() == []
 
