@@ -78,9 +78,12 @@ def flush(bus: Bus, timeout: float = 60.0) -> bool:
     return False
 
 
-def drain_while_flushing(harness: Harness, groups: tuple[str, ...], want: int) -> list[list[Event]]:
-    """What each group receives (subscribed first) while the bus is flushed."""
+def drain_while_flushing(
+    harness: Harness, groups: tuple[str, ...], events: list[Event], want: int
+) -> list[list[Event]]:
+    """What each group, subscribed first, receives of `events` while the bus is flushed."""
     subscriptions = [harness.subscribe(group) for group in groups]
+    harness.bus.publish(events)
     results: list[list[Event]] = [[] for _ in groups]
     threads = [
         threading.Thread(target=lambda i=i, s=s: results[i].extend(drain(s, want)))
