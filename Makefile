@@ -30,18 +30,18 @@ soak: install ## the convergence property test with 2,000 histories (long)
 	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py -s
 
 lint: install ## ruff (format check + lint) and mypy
-	$(BIN)/ruff format --check epipe tests
-	$(BIN)/ruff check epipe tests
+	$(BIN)/ruff format --check epipe search_api tests
+	$(BIN)/ruff check epipe search_api tests
 	$(BIN)/mypy
 
 check: lint test ## everything CI should hold: lint, types, tests
 
 fmt: install ## format the code in place
-	$(BIN)/ruff format epipe tests
-	$(BIN)/ruff check --fix epipe tests
+	$(BIN)/ruff format epipe search_api tests
+	$(BIN)/ruff check --fix epipe search_api tests
 
 stop: install ## stop the demo's pipeline and the embedded PostgreSQL of EPIPE_HOME
-	@if [ -f "$(EPIPE_HOME)/run.pid" ]; then kill "$$(cat "$(EPIPE_HOME)/run.pid")" 2>/dev/null; rm -f "$(EPIPE_HOME)/run.pid"; sleep 1; fi
+	@for p in serve run; do if [ -f "$(EPIPE_HOME)/$$p.pid" ]; then kill "$$(cat "$(EPIPE_HOME)/$$p.pid")" 2>/dev/null; rm -f "$(EPIPE_HOME)/$$p.pid"; sleep 1; fi; done
 	$(BIN)/epipe db stop
 
 clean: ## remove the venv, caches and the demo's EPIPE_HOME

@@ -6,7 +6,9 @@ A project is created with its group, its owner's membership and its root directo
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 
 import psycopg
@@ -89,3 +91,55 @@ def memberships(conn: psycopg.Connection, project: str | None = None) -> list[Me
         {"project": project},
     ).fetchall()
     return [Membership(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who an API request acts for: the user and the projects they may see."""
+
+    user: str
+    user_id: int
+    superuser: bool
+    projects: frozenset[str]  # every project the user belongs to (any role)
+    writable: frozenset[str]  # those where the role lets them write
+
+
+def create_token(conn: psycopg.Connection, user: str) -> str:
+    """A new bearer token for `user`; only its SHA-256 is stored, so this is the only time
+    anyone sees it."""
+    uid = user_id(conn, user)
+    token = "epipe_" + secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO api_tokens (user_id, token_sha256) VALUES (%s, %s)",
+        [uid, hashlib.sha256(token.encode()).digest()],
+    )
+    return token
+
+
+def revoke_tokens(conn: psycopg.Connection, user: str) -> int:
+    """Revoke every live token of `user`; how many were live."""
+    uid = user_id(conn, user)
+    cursor = conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL",
+        [uid],
+    )
+    return cursor.rowcount
+
+
+def caller_of(conn: psycopg.Connection, token: str) -> Caller | None:
+    """The caller a bearer token stands for, or None if it is unknown or revoked."""
+    row = conn.execute(
+        """SELECT u.id, u.name, u.is_superuser,
+                  coalesce(array_agg(p.name) FILTER (WHERE p.name IS NOT NULL), '{}'),
+                  coalesce(array_agg(p.name) FILTER (WHERE m.role <> 'reader'), '{}')
+           FROM api_tokens t JOIN users u ON u.id = t.user_id
+           LEFT JOIN memberships m ON m.user_id = u.id
+           LEFT JOIN projects p ON p.id = m.project_id
+           WHERE t.token_sha256 = %s AND t.revoked_at IS NULL
+           GROUP BY u.id, u.name, u.is_superuser""",
+        [hashlib.sha256(token.encode()).digest()],
+    ).fetchone()
+    if row is None:
+        return None
+    uid, name, superuser, projects, writable = row
+    return Caller(name, uid, superuser, frozenset(projects), frozenset(writable))

@@ -73,6 +73,43 @@ token=$(epipe fs mv /Projects/demo/validation "$ROOT/val" --user alice)
 epipe wait --token "$token" > /dev/null
 show epipe verify
 
+say "The REST API (epipe serve, in the background; OpenAPI at /docs)"
+port=${DEMO_PORT:-8080}
+if [ -f "$home/serve.pid" ] && kill -0 "$(cat "$home/serve.pid")" 2>/dev/null; then
+  echo "already running (pid $(cat "$home/serve.pid"))"
+else
+  nohup epipe serve --port "$port" > "$home/serve.log" 2>&1 &
+  echo $! > "$home/serve.pid"
+  echo "started (pid $!, log $home/serve.log)"
+fi
+api=http://127.0.0.1:$port
+if ! command -v curl > /dev/null; then
+  echo "(curl is not installed: skipping the API calls; the API is at $api/docs)"
+else
+  for _ in $(seq 100); do curl -sf "$api/healthz" > /dev/null && break; sleep 0.2; done
+  alice=$(epipe token create alice | tail -n 1)
+  bob=$(epipe token create bob | tail -n 1)
+  as() {  # USER curl-args...: one request as USER, printed as typed, answer cut short
+    local user=$1; shift
+    printf '$ curl -H "Authorization: Bearer $%s" %s\n' "$user" "$*"
+    curl -s -H "Authorization: Bearer ${!user}" "$@" | cut -c 1-400
+    echo
+  }
+  as alice -G "$api/v1/search" --data-urlencode 'xattr=labels.objects.bicycle>3' \
+    --data-urlencode "under=$ROOT" -d limit=1
+  as bob -G "$api/v1/search" --data-urlencode 'xattr=labels.objects.bicycle>3'  # in no project
+  as bob -G "$api/v1/files/stat" --data-urlencode "path=$first"  # like a missing file
+  as alice -X PUT -H 'Content-Type: application/json' -d '{"unicorn": 1}' \
+    "$api/v1/files/xattrs?name=notes&path=$first"
+  put=$(curl -s -X PUT -H "Authorization: Bearer $alice" -H 'Content-Type: application/json' \
+    -d '{"unicorn": 2}' "$api/v1/files/xattrs?name=notes&path=$first" |
+    python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+  as alice -G "$api/v1/search" --data-urlencode 'xattr=notes.unicorn=2' \
+    -d "after=$put" -d wait_ms=5000
+  as alice -G "$api/v1/search" --data-urlencode 'xattr=labels.objects.bicycle>>3'
+  as alice -X DELETE "$api/v1/files/xattrs?name=notes&path=$first"
+fi
+
 cat <<TRY
 
 What to try (the venv is in .venv: source .venv/bin/activate, or prefix .venv/bin/):
@@ -87,5 +124,7 @@ What to try (the venv is in .venv: source .venv/bin/activate, or prefix .venv/bi
   epipe load mix --ops 20000 --clients 4
   psql "\$(epipe db url)" -c 'SELECT op, count(*) FROM prov_ops GROUP BY op'   # any psql client
   epipe status         # positions, lag, dead letters
-  make stop            # stop the pipeline and the database when done
+  curl -H "Authorization: Bearer \$(epipe token create alice | tail -1)" '$api/v1/search?q=snow&limit=3'
+  open $api/docs       # the API, with examples
+  make stop            # stop the API, the pipeline and the database when done
 TRY

@@ -84,3 +84,41 @@ def ns(conn: psycopg.Connection) -> Namespace:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# -- containers (Kafka, Elasticsearch) where a Docker engine answers ---------------------------
+
+
+def docker_unavailable() -> str | None:
+    """Why no container can run here, or None if a Docker engine answers."""
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception as exc:  # any failure means: no engine to use
+        return f"no Docker engine for testcontainers ({type(exc).__name__}: {exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    reason = docker_unavailable()
+    if reason:
+        pytest.skip(f"Kafka contract run skipped: {reason}")
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer("confluentinc/cp-kafka:7.6.1") as kafka:
+        yield kafka.get_bootstrap_server()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> Iterator[str]:
+    reason = docker_unavailable()
+    if reason:
+        pytest.skip(f"Elasticsearch contract run skipped: {reason}")
+    from testcontainers.elasticsearch import ElasticSearchContainer
+
+    with ElasticSearchContainer(
+        "docker.elastic.co/elasticsearch/elasticsearch:9.1.5", mem_limit="1g"
+    ) as es:
+        yield es.get_url()

@@ -63,3 +63,27 @@ def project_members(ctx: Context, name: str | None, as_json: bool) -> None:
     else:
         for m in found:
             click.echo(f"{m.project}\t{m.user}\t{m.role}")
+
+
+@click.group()
+def token() -> None:
+    """Bearer tokens of the REST API."""
+
+
+@token.command("create")
+@click.argument("name")
+@pass_context
+def token_create(ctx: Context, name: str) -> None:
+    """Create a token for user NAME (printed alone on the last line; stored only hashed)."""
+    secret = acc.create_token(ctx.connection(), name)
+    click.echo(f"token for {name} (shown once; keep it secret):")
+    click.echo(secret)
+
+
+@token.command("revoke")
+@click.argument("name")
+@pass_context
+def token_revoke(ctx: Context, name: str) -> None:
+    """Revoke every token of user NAME (their next request is 401)."""
+    revoked = acc.revoke_tokens(ctx.connection(), name)
+    click.echo(f"revoked {revoked} token(s) of {name}")

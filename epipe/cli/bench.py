@@ -11,7 +11,7 @@ import click
 from epipe.cli.context import Context
 
 pass_context = click.make_pass_decorator(Context)
-BENCHMARKS = ("capture", "index")
+BENCHMARKS = ("capture", "index", "search")
 
 
 @click.command()
@@ -44,6 +44,18 @@ BENCHMARKS = ("capture", "index")
     show_default=True,
     help="index: how long the lag is measured under load mix",
 )
+@click.option(
+    "--files",
+    type=click.IntRange(min=1_000),
+    default=1_000_000,
+    show_default=True,
+    help="search: files in the searched dataset (built once, then reused)",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="search: rebuild the dataset even if one of this size exists",
+)
 @pass_context
 def bench(
     ctx: Context,
@@ -52,6 +64,8 @@ def bench(
     images: int,
     subtree: int,
     mix_seconds: float,
+    files: int,
+    fresh: bool,
 ) -> None:
     """Run benchmarks (all, or NAME) and print figures with their baselines."""
     results: dict[str, Any] = {}
@@ -60,6 +74,8 @@ def bench(
             results["capture"] = _capture(ctx, images)
         elif bench_name == "index":
             results["index"] = _index(ctx, images, subtree, mix_seconds)
+        elif bench_name == "search":
+            results["search"] = _search(ctx, files, fresh)
     if json_file is not None:
         json_file.write_text(json.dumps(results, indent=2) + "\n")
         click.echo(f"figures written to {json_file}")
@@ -129,5 +145,29 @@ def _index(ctx: Context, images: int, subtree: int, mix_seconds: float) -> dict[
     click.echo(
         f"  (lag: {result['lag_samples']} probes during load mix at "
         f"{result['lag_mix_rate_ops_s']:.0f} ops/s; ratio <= 1 meets the goal)"
+    )
+    return result
+
+
+def _search(ctx: Context, files: int, fresh: bool) -> dict[str, Any]:
+    from epipe.bench import search
+
+    result = search.run(
+        ctx.dsn(),
+        ctx.settings.home.resolve(),
+        files=files,
+        fresh=fresh,
+        progress=lambda line: click.echo(f"  {line}", err=True),
+    )
+    click.echo(
+        f"search: HTTP latency over {result['docs']:,} indexed files, "
+        f"{result['requests']:,} requests"
+    )
+    click.echo(f"  {'':<12}{'p50 ms':>10}{'p99 ms':>10}")
+    for kind in ("text", "under", "range", "combined"):
+        click.echo(f"  {kind:<12}{result[kind]['p50_ms']:>10}{result[kind]['p99_ms']:>10}")
+    click.echo(
+        f"  {'all':<12}{result['p50_ms']:>10}{result['p99_ms']:>10}   goal p99 < "
+        f"{result['goal_p99_ms']:.0f} ms (ratio {result['ratio_p99']:.2f})"
     )
     return result

@@ -230,3 +230,17 @@ def _catch_up(ctx: Context, timeout: float) -> None:
             click.echo(
                 f"epipe: warning: still behind after {timeout} s: {', '.join(lagging)}", err=True
             )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@pass_context
+def serve(ctx: Context, host: str, port: int) -> None:
+    """The REST API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from search_api import create_app
+
+    ctx.connection()  # the schema is current
+    uvicorn.run(create_app(ctx.settings), host=host, port=port, log_level="warning")

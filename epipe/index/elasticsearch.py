@@ -226,11 +226,14 @@ class ElasticsearchIndex:
         compiled = self._compile(query)
         if compiled is None:
             return Page([], 0)
-        sort_name = query.sort if query.sort != "score" or query.text else "path"
+        sort_name = query.effective_sort
         sort: list[Any] = ["_score", {"id": "asc"}]
         if sort_name != "score":
             field = _SORT_FIELDS[sort_name.lstrip("-")]
             sort = [{field: "desc" if sort_name.startswith("-") else "asc"}, {"id": "asc"}]
+        extra: dict[str, Any] = {}
+        if query.after is not None:
+            extra["search_after"] = list(query.after)
         try:
             result = self.client.search(
                 index=self.name,
@@ -239,10 +242,14 @@ class ElasticsearchIndex:
                 from_=query.offset,
                 size=query.limit,
                 track_total_hits=True,
+                **extra,
             )
         except ApiError as exc:
             raise EngineError(f"Elasticsearch search failed: {exc}") from None
-        hits = [Hit(document(h["_source"]), h.get("_score")) for h in result["hits"]["hits"]]
+        hits = [
+            Hit(document(h["_source"]), h.get("_score"), h["sort"][0])
+            for h in result["hits"]["hits"]
+        ]
         return Page(hits, int(result["hits"]["total"]["value"]))
 
     def get(self, ids: Iterable[int]) -> dict[int, Document]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from epipe.errors import EpipeError
 from epipe.index.document import Document
@@ -21,6 +21,7 @@ class EngineError(EpipeError):
 class Hit:
     doc: Document
     score: float | None
+    key: Any = None  # the sort key (engine-specific): with the id, where a cursor resumes
 
 
 @dataclass(frozen=True)

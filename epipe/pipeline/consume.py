@@ -54,20 +54,23 @@ class Consumer:
         events = self.subscription.poll(self.batch, self.poll_timeout)
         if not events:
             return 0
+        rejected = 0
         for event in events:
             if event.type == ev.HEARTBEAT:
                 continue  # a position, not a change
             try:
                 self.sink.add(event)
             except Rejected as exc:
-                self.dead_letters += 1
+                rejected += 1
                 self.store.dead_letter(self.name, str(exc), event=event)
         for event, reason in self.sink.flush():
-            self.dead_letters += 1
+            rejected += 1
             self.store.dead_letter(self.name, reason, event=event)
+        self.dead_letters += rejected
         self.subscription.commit()
         position = self.subscription.position()
         if position is not None:
             self.store.record_position(self.name, *position)
+        self.store.add_counts(self.name, len(events), len(events) - rejected)
         self.applied += len(events)
         return len(events)

@@ -151,7 +151,11 @@ class Runner:
         source.start()
         self.ready.set()
         self.tailer = Tailer(
-            source, bus, backfill=backfill, heartbeat_interval=self.settings.heartbeat_interval
+            source,
+            bus,
+            backfill=backfill,
+            store=_store(stack, self.dsn),
+            heartbeat_interval=self.settings.heartbeat_interval,
         )
         try:
             self.tailer.run(stop)

@@ -83,6 +83,23 @@ class PipelineStore:
         cur = self._conn.execute("DELETE FROM epipe_consumers WHERE name = %s", [consumer])
         return cur.rowcount > 0
 
+    # -- counters (for /metrics) -------------------------------------------------------------
+
+    def add_counts(self, stage: str, events_in: int, events_out: int) -> None:
+        self._conn.execute(
+            """INSERT INTO epipe_stage_counters AS c (stage, events_in, events_out)
+               VALUES (%s, %s, %s)
+               ON CONFLICT (stage) DO UPDATE SET events_in = c.events_in + EXCLUDED.events_in,
+                   events_out = c.events_out + EXCLUDED.events_out, updated_at = now()""",
+            [stage, events_in, events_out],
+        )
+
+    def counters(self) -> dict[str, tuple[int, int]]:
+        rows = self._conn.execute(
+            "SELECT stage, events_in, events_out FROM epipe_stage_counters"
+        ).fetchall()
+        return {stage: (events_in, events_out) for stage, events_in, events_out in rows}
+
     # -- dead letters ------------------------------------------------------------------------
 
     def dead_letter(

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from epipe import events as ev
 from epipe.bus import Bus, BusError
 from epipe.events import Event
+from epipe.pipeline.store import PipelineStore
 from epipe.source import pgoutput as pg
 from epipe.source.backfill import WATERMARK, Backfill
 from epipe.source.postgres import PostgresSource
@@ -46,6 +47,7 @@ class Tailer:
         bus: Bus,
         *,
         backfill: Backfill | None = None,
+        store: PipelineStore | None = None,
         heartbeat_interval: float = 1.0,
         publish_batch: int = 2_000,
         max_unflushed: int = 20_000,
@@ -55,6 +57,7 @@ class Tailer:
         self.source = source
         self.bus = bus
         self.backfill = backfill
+        self.store = store  # where the counters go, for /metrics
         self.translator = Translator(source.tables)
         self.stats = TailerStats()
         self._heartbeat_interval = heartbeat_interval
@@ -69,6 +72,8 @@ class Tailer:
         self._announced = source.confirmed  # the last heartbeat's position
         self._last_flush = time.monotonic()
         self._last_keepalive = 0.0
+        self._last_report = time.monotonic()
+        self._reported = TailerStats()
 
     def run(self, stop: threading.Event) -> None:
         """Stream until `stop` is set; then flush and confirm what was read."""
@@ -163,6 +168,17 @@ class Tailer:
     def _flush_and_confirm(self) -> None:
         self._flush()
         self._confirm(self._last_end)
+        self._report()
+
+    def _report(self) -> None:
+        """Add the counts since the last report to the stage counters, at most once a second."""
+        now = time.monotonic()
+        if self.store is None or now - self._last_report < 1.0:
+            return
+        stats, last = self.stats, self._reported
+        self.store.add_counts("source", stats.messages - last.messages, stats.events - last.events)
+        self._reported = TailerStats(**vars(stats))
+        self._last_report = now
 
     def _confirm(self, lsn: int) -> None:
         self.source.confirm(lsn)
@@ -178,3 +194,4 @@ class Tailer:
         self._announced = lsn
         self.stats.heartbeats += 1
         self._confirm(lsn)
+        self._report()

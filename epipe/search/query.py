@@ -11,6 +11,7 @@ VALUE is a number, true, false, null, a double-quoted string, or a bare word.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,7 +76,13 @@ class SearchQuery:
     limit: int = 20
     offset: int = 0
     projects: frozenset[str] | None = None  # None: every file (the superuser)
+    after: tuple[Any, int] | None = None  # keyset cursor: (sort key, id) of the last hit seen
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_sort(self) -> str:
+        """Relevance needs words to rank by; without them results go in path order."""
+        return self.sort if self.sort != "score" or self.text else "path"
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -153,6 +160,10 @@ def _value(text: str, whole: str) -> str | int | float | bool | None:
         return None
     if _NUMBER.fullmatch(text):
         number: int | float = json.loads(text)
+        if (isinstance(number, int) and not -(2**63) <= number < 2**63) or (
+            isinstance(number, float) and not math.isfinite(number)
+        ):
+            raise QueryError(f"xattr {whole!r}", f"number {text} is out of range")
         return number
     if text.startswith('"'):
         try:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -30,13 +31,17 @@ def new_slot() -> str:
     return f"s{os.getpid()}_{next(_slots)}"
 
 
-def index_sinks(dsn: str, root: Path) -> dict[str, SinkFactory]:
-    """The index consumer over a tantivy index under `root`."""
+def index_sinks(dsn: str, root: Path, settings: Settings | None = None) -> dict[str, SinkFactory]:
+    """The index consumer over a tantivy index under `root` (or the store of `settings`)."""
     from epipe.db.server import connect
+    from epipe.index.stores import open_store
     from epipe.index.tantivy import TantivyStore
     from epipe.sink.index import IndexSink
 
-    return {"index": lambda: IndexSink(lambda: connect(dsn), TantivyStore(root))}
+    def store() -> Any:
+        return open_store(settings) if settings is not None else TantivyStore(root)
+
+    return {"index": lambda: IndexSink(lambda: connect(dsn), store())}
 
 
 @dataclass

@@ -69,3 +69,11 @@ def test_query_limits(fields: dict[str, object], part: str) -> None:
     with pytest.raises(QueryError) as caught:
         SearchQuery(**fields)  # type: ignore[arg-type]
     assert caught.value.part == part
+
+
+@pytest.mark.parametrize(
+    "text", ["labels.n=99999999999999999999", "labels.n>1e400", "labels.n<-9223372036854775809"]
+)
+def test_numbers_beyond_64_bits_are_refused(text: str) -> None:
+    with pytest.raises(QueryError, match="out of range"):
+        parse_predicate(text)

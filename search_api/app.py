@@ -1,0 +1,80 @@
+"""The application factory: `create_app(settings)`; no work happens at import time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from psycopg_pool import ConnectionPool
+
+from epipe.db.server import database_dsn
+from epipe.index.stores import open_store
+from epipe.settings import Settings, load_settings
+from search_api import problems
+from search_api.routes import files, ops, search
+from search_api.services import Services
+
+DESCRIPTION = """Search the files of your projects by free text, place, metadata and JSON
+annotations; read and write annotations; follow the pipeline.
+
+Every call but /healthz and /metrics needs `Authorization: Bearer <token>` (`epipe token
+create USER`). A caller sees only files of projects they belong to; anything else is answered
+exactly as a file that does not exist. Writes return a consistency token: pass it as
+`after=<token>&wait_ms=N` to a search to read your write. Errors are RFC 9457 problem+json."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dsn = database_dsn(settings)
+        pool = ConnectionPool(
+            dsn, min_size=1, max_size=16, open=True, kwargs={"autocommit": True}, name="epipe-api"
+        )
+        services = Services(settings, pool, open_store(settings))
+        registry = CollectorRegistry()
+        registry.register(ops.PipelineCollector(services))
+        services.registry = registry
+        app.state.services = services
+        app.state.requests = Counter(
+            "epipe_http_requests", "API requests", ["route", "status"], registry=registry
+        )
+        app.state.latency = Histogram(
+            "epipe_http_request_seconds",
+            "API latency",
+            ["route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+        )
+        try:
+            yield
+        finally:
+            pool.close()
+
+    app = FastAPI(
+        title="epipe", version=version("epipe"), description=DESCRIPTION, lifespan=lifespan
+    )
+    problems.install(app)
+    app.include_router(search.router)
+    app.include_router(files.router)
+    app.include_router(ops.router)
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        if hasattr(request.app.state, "requests"):
+            request.app.state.requests.labels(name, str(response.status_code)).inc()
+            request.app.state.latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    return app

@@ -1,0 +1,153 @@
+"""GET and POST /v1/search."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Query
+
+from epipe.fs.paths import normalise
+from epipe.index.engine import Hit
+from epipe.lsn import lsn_from_str
+from epipe.search.query import QueryError, SearchQuery, parse_predicate
+from search_api.models import SearchHit, SearchParams, SearchRequest, SearchResponse
+from search_api.problems import Problem
+from search_api.services import CallerDep, ServicesDep
+
+router = APIRouter(prefix="/v1", tags=["search"])
+After = Annotated[
+    str | None,
+    Query(
+        description="read your writes: answer only once every "
+        "index consumer has applied this token",
+        examples=["0/1B5FCD0"],
+        max_length=32,
+    ),
+]
+WaitMs = Annotated[int, Query(ge=0, le=30_000, description="how long to wait for `after`")]
+EXAMPLE = {
+    "q": "rain",
+    "under": "/Projects/cars/images",
+    "type": "file",
+    "xattr": ["labels.objects.bicycle>3"],
+    "sort": "-size",
+    "limit": 10,
+}
+
+
+@router.get("/search", response_model=SearchResponse, summary="Search files")
+def search_get(
+    request: Annotated[SearchParams, Query()],
+    caller: CallerDep,
+    services: ServicesDep,
+    after: After = None,
+    wait_ms: WaitMs = 0,
+) -> SearchResponse:
+    """Free text, place, metadata and annotation predicates over the files of the caller's
+    projects; `xattr` repeats (`?xattr=labels.objects.bicycle>3&xattr=labels.camera=front`)."""
+    return run(request, caller, services, after, wait_ms)
+
+
+@router.post("/search", response_model=SearchResponse, summary="Search files (JSON body)")
+def search_post(
+    request: Annotated[
+        SearchRequest,
+        Body(
+            openapi_examples={
+                "bicycles": {"summary": "more than three bicycles, largest first", "value": EXAMPLE}
+            }
+        ),
+    ],
+    caller: CallerDep,
+    services: ServicesDep,
+    after: After = None,
+    wait_ms: WaitMs = 0,
+) -> SearchResponse:
+    """The search of GET /v1/search, with the query as a JSON body."""
+    return run(request, caller, services, after, wait_ms)
+
+
+def run(
+    request: SearchRequest, caller: Any, services: Any, after: str | None, wait_ms: int
+) -> SearchResponse:
+    started = time.perf_counter()
+    if after is not None:
+        try:
+            token = lsn_from_str(after)
+        except ValueError:
+            raise Problem(400, f"after: not a token: {after!r}") from None
+        services.wait_applied(token, wait_ms)
+    fingerprint = _fingerprint(request)
+    query = SearchQuery(
+        text=request.q,
+        under=normalise(request.under) if request.under else None,
+        type=request.type,
+        ext=request.ext,
+        owner=request.owner,
+        size_min=request.size_min,
+        size_max=request.size_max,
+        modified_after=_utc(request.modified_after),
+        modified_before=_utc(request.modified_before),
+        xattr=tuple(parse_predicate(text) for text in request.xattr),
+        sort=request.sort,
+        limit=request.limit,
+        projects=None if caller.superuser else caller.projects,
+        after=_decode(request.cursor, fingerprint) if request.cursor else None,
+    )
+    page = services.index().search(query)
+    more = len(page.hits) == request.limit
+    return SearchResponse(
+        hits=[_hit(hit) for hit in page.hits],
+        total=page.total,
+        next_cursor=_encode(page.hits[-1], fingerprint) if more and page.hits else None,
+        took_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+
+
+def _hit(hit: Hit) -> SearchHit:
+    doc = hit.doc
+    return SearchHit(
+        path=doc["path"],
+        name=doc["name"],
+        type=doc["kind"],
+        size=doc["size"],
+        owner=doc["owner"],
+        modified=doc["mtime"],
+        xattrs=doc["xattrs"],
+        score=hit.score,
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=value.tzinfo or UTC)
+
+
+def _fingerprint(request: SearchRequest) -> str:
+    """Which query a cursor belongs to (every field but the cursor and the page size)."""
+    fields = request.model_dump(mode="json", exclude={"cursor", "limit"})
+    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _encode(hit: Hit, fingerprint: str) -> str:
+    raw = orjson.dumps({"f": fingerprint, "k": hit.key, "i": hit.doc["id"]})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, fingerprint: str) -> tuple[Any, int]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if data["f"] != fingerprint:
+            raise QueryError("cursor", "belongs to another query")
+        key, inode_id = data["k"], data["i"]
+        if not isinstance(inode_id, int) or isinstance(key, dict | list):
+            raise ValueError
+    except QueryError:
+        raise
+    except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        raise QueryError("cursor", "is not a cursor this API gave out") from None
+    return key, inode_id

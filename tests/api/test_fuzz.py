@@ -1,0 +1,62 @@
+"""Fuzz every operation of the OpenAPI document (schemathesis) against a real server: no
+input, however odd, makes the API answer 5xx or leak a stack trace."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, settings
+
+from epipe import accounts
+from epipe.index.rebuild import rebuild
+from epipe.index.stores import open_store
+from epipe.settings import Settings
+from search_api import create_app
+from tests.api.conftest import populate
+
+# the document only: building the app touches nothing until it starts serving
+schema = schemathesis.openapi.from_dict(create_app(Settings(home=Path("."))).openapi())
+
+
+@pytest.fixture
+def server(dsn: str, conn: psycopg.Connection, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    populate(conn)
+    app_settings = Settings(dsn=dsn, home=tmp_path)  # type: ignore[arg-type]
+    _, index = rebuild(conn, open_store(app_settings))
+    index.close()
+    token = accounts.create_token(conn, "alice")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    instance = uvicorn.Server(
+        uvicorn.Config(create_app(app_settings), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    while not instance.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}", token
+    instance.should_exit = True
+    thread.join(10)
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_makes_the_api_fail(case: schemathesis.Case, server: tuple[str, str]) -> None:
+    url, token = server
+    response = case.call(base_url=url, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code < 500, (case.method, case.path, response.text)
+    assert "Traceback" not in response.text
+    if response.status_code >= 400:
+        content_type = response.headers.get("content-type")  # schemathesis: a list of values
+        assert content_type in (["application/problem+json"], "application/problem+json"), (
+            response.text
+        )
