@@ -91,7 +91,7 @@ else
   bob=$(epipe token create bob | tail -n 1)
   as() {  # USER curl-args...: one request as USER, printed as typed, answer cut short
     local user=$1; shift
-    printf '$ curl -H "Authorization: Bearer $%s" %s\n' "$user" "$*"
+    printf '$ curl -H "Authorization: Bearer $%s"' "$user"; printf ' %q' "$@"; echo
     curl -s -H "Authorization: Bearer ${!user}" "$@" | cut -c 1-400
     echo
   }
