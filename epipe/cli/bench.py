@@ -1,4 +1,6 @@
-"""`epipe bench [NAME] [--json FILE]`: benchmarks with their baselines, as a table."""
+"""`epipe bench [NAME] [--json FILE]`: benchmarks with their baselines, as a table.
+
+The JSON file holds the figures of NAME at the top level, or of every benchmark by name."""
 
 from __future__ import annotations
 
@@ -77,7 +79,8 @@ def bench(
         elif bench_name == "search":
             results["search"] = _search(ctx, files, fresh)
     if json_file is not None:
-        json_file.write_text(json.dumps(results, indent=2) + "\n")
+        figures = results[name] if name else results  # one benchmark: its keys at the top
+        json_file.write_text(json.dumps(figures, indent=2) + "\n")
         click.echo(f"figures written to {json_file}")
 
 
