@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = ConnectionPool(
             dsn, min_size=1, max_size=16, open=True, kwargs={"autocommit": True}, name="epipe-api"
         )
-        services = Services(settings, pool, open_store(settings))
+        services = Services(settings, pool, open_store(settings).reader())
         registry = CollectorRegistry()
         registry.register(ops.PipelineCollector(services))
         services.registry = registry

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import psycopg
@@ -15,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from epipe.accounts import Caller, caller_of
-from epipe.index.engine import IndexStore, SearchIndex
+from epipe.index.engine import SearchIndex
 from epipe.lsn import lsn_to_str
 from epipe.settings import Settings
 from search_api.problems import Problem
@@ -28,25 +27,13 @@ MAX_WAIT_MS = 30_000
 class Services:
     settings: Settings
     pool: ConnectionPool
-    store: IndexStore
+    index: SearchIndex  # follows rebuilds: IndexStore.reader()
     registry: CollectorRegistry | None = None
-    _index: SearchIndex | None = None
-    _generation: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         with self.pool.connection() as conn:
             yield conn
-
-    def index(self) -> SearchIndex:
-        """The current generation's reader, reopened when a rebuild swapped it."""
-        generation = getattr(self.store, "current_generation", lambda: None)()
-        with self._lock:
-            if self._index is None or generation != self._generation:
-                self._index = self.store.current(writable=False)
-                self._generation = generation
-            return self._index
 
     def wait_applied(self, token: int, wait_ms: int) -> None:
         """Return once every index consumer has applied `token`; else 409 with the lag."""

@@ -27,6 +27,7 @@ from epipe import accounts
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
 from epipe.fs.model import Actor
+from epipe.fs.namespace import Namespace
 from epipe.index.engine import EngineError
 from epipe.index.rebuild import rebuild
 from epipe.index.tantivy import TantivyStore
@@ -49,17 +50,9 @@ def run(
 ) -> dict[str, Any]:
     dsn, index_home = _dataset(admin_dsn, home, files, fresh, progress)
     with connect(dsn) as conn:
-        indexed = conn.execute("SELECT count(*) FROM inodes WHERE kind = 'f'").fetchone()
         token = accounts.create_token(conn, "bench")
-        sessions = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM inodes WHERE parent_id = (SELECT id FROM inodes WHERE name = "
-                "'train' AND parent_id = (SELECT id FROM inodes WHERE name = 'images' AND "
-                "parent_id = (SELECT id FROM inodes WHERE name = 'bench' AND kind = 'd' AND "
-                "parent_id = (SELECT id FROM inodes WHERE name = 'Projects' AND parent_id = 1))))"
-            ).fetchall()
-        ]
+        train = Namespace(conn, Actor("bench", "bench")).iter_ls(f"{ROOT}/train")
+        sessions = [entry.name for entry in train]
     rng = random.Random(7)
     words = list({*SCENES, *WEATHER, "frame", "jpg", "night", "dawn"})
     kinds: dict[str, Callable[[], dict[str, Any]]] = {
@@ -103,7 +96,7 @@ def run(
                 totals[kind] = max(totals.get(kind, 0), response.json()["total"])
     everything = sorted(v for values in samples.values() for v in values)
     result: dict[str, Any] = {
-        "docs": indexed[0] if indexed else 0,
+        "docs": files,  # the dataset holds exactly this many (else it was rebuilt)
         "requests": len(everything),
         **_percentiles(everything),
         "goal_p99_ms": GOAL_P99_MS,

@@ -67,8 +67,8 @@ def search(
         owner=owner,
         size_min=size_min,
         size_max=size_max,
-        modified_after=_utc(modified_after),
-        modified_before=_utc(modified_before),
+        modified_after=modified_after,
+        modified_before=modified_before,
         xattr=tuple(parse_predicate(p) for p in predicates),
         sort=sort,  # type: ignore[arg-type]
         limit=limit,
@@ -94,12 +94,6 @@ def search(
             f"{labels[:120]}{'…' if len(labels) > 120 else ''}"
         )
     click.echo(f"{page.total:,} match(es), {len(page.hits)} shown, {took_ms} ms", err=True)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
-    return None if value is None else value.replace(tzinfo=value.tzinfo or UTC)
 
 
 @click.command()

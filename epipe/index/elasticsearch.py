@@ -103,6 +103,10 @@ class ElasticsearchStore:
             return None
         return next(iter(found.keys()), None)
 
+    def reader(self) -> ElasticsearchIndex:
+        self.current(writable=False)  # the alias exists from here on
+        return ElasticsearchIndex(self.client, ALIAS)  # moved atomically by `activate`
+
     def current(self, *, writable: bool) -> ElasticsearchIndex:
         generation = self.current_generation()
         if generation is None:

@@ -48,15 +48,9 @@ def build_schema() -> tantivy.Schema:
     for field in spec["fields"]:
         name, kind = field["name"], field["type"]
         stored = field.get("stored", False)
-        if kind == "unsigned":
-            builder.add_unsigned_field(
-                name,
-                stored=stored,
-                indexed=field.get("indexed", False),
-                fast=field.get("fast", False),
-            )
-        elif kind == "date":
-            builder.add_date_field(
+        if kind in ("unsigned", "date"):
+            add = builder.add_unsigned_field if kind == "unsigned" else builder.add_date_field
+            add(
                 name,
                 stored=stored,
                 indexed=field.get("indexed", False),
@@ -100,6 +94,11 @@ class TantivyStore:
             return os.readlink(self._link)
         except OSError:
             return None
+
+    def reader(self) -> TantivyIndex:
+        index = self.current(writable=False)
+        index.follow = self
+        return index
 
     def current(self, *, writable: bool) -> TantivyIndex:
         generation = self.current_generation()
@@ -149,6 +148,7 @@ class TantivyIndex:
         self.path = path
         self.generation = generation
         self.schema = schema
+        self.follow: TantivyStore | None = None  # set on a reader that follows swaps
         try:
             self._index = tantivy.Index(schema, str(path), reuse=True)
             self._writer = self._index.writer(WRITER_HEAP, 1) if writable else None
@@ -229,6 +229,9 @@ class TantivyIndex:
     # -- reads -------------------------------------------------------------------------------
 
     def _searcher(self) -> Any:
+        if self.follow is not None and self.follow.current_generation() != self.generation:
+            latest = self.follow.current(writable=False)  # a rebuild swapped generations
+            self._index, self.path, self.generation = latest._index, latest.path, latest.generation
         self._index.reload()
         return self._index.searcher()
 

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from epipe.errors import EpipeError
@@ -95,6 +95,10 @@ class SearchQuery:
                 raise QueryError(name, "must be >= 0")
         if self.type not in (None, "file", "dir"):
             raise QueryError("type", "must be file or dir")
+        for name in ("modified_after", "modified_before"):  # a time without a zone is UTC
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))
 
 
 def parse_predicate(text: str) -> Predicate:

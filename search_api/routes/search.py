@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -91,15 +90,15 @@ def run(
         owner=request.owner,
         size_min=request.size_min,
         size_max=request.size_max,
-        modified_after=_utc(request.modified_after),
-        modified_before=_utc(request.modified_before),
+        modified_after=request.modified_after,
+        modified_before=request.modified_before,
         xattr=tuple(parse_predicate(text) for text in request.xattr),
         sort=request.sort,
         limit=request.limit,
         projects=None if caller.superuser else caller.projects,
         after=_decode(request.cursor, fingerprint) if request.cursor else None,
     )
-    page = services.index().search(query)
+    page = services.index.search(query)
     more = len(page.hits) == request.limit
     return SearchResponse(
         hits=[_hit(hit) for hit in page.hits],
@@ -121,10 +120,6 @@ def _hit(hit: Hit) -> SearchHit:
         xattrs=doc["xattrs"],
         score=hit.score,
     )
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.replace(tzinfo=value.tzinfo or UTC)
 
 
 def _fingerprint(request: SearchRequest) -> str:

@@ -226,6 +226,21 @@ def test_a_new_generation_replaces_the_old_one_atomically(
     assert store.current(writable=False).count() == 3
 
 
+def test_a_reader_follows_every_swap(store: IndexStore, index: SearchIndex) -> None:
+    reader = store.reader()
+    assert reader.count() == len(CORPUS)
+    for size in (3, 5):  # two rebuilds: each swap is seen by the next read
+        generation, fresh = store.new_generation()
+        fresh.upsert(CORPUS[:size])
+        fresh.commit()
+        fresh.close()
+        store.activate(generation)
+        assert reader.count() == size
+        assert ids(reader, sort="path", limit=100) == sorted(
+            (d["id"] for d in CORPUS[:size]), key=lambda i: CORPUS[i - 1]["path"]
+        )
+
+
 def pages(index: SearchIndex, limit: int, **query: Any) -> Iterator[list[int]]:
     after = None
     while True:

@@ -77,3 +77,16 @@ def test_query_limits(fields: dict[str, object], part: str) -> None:
 def test_numbers_beyond_64_bits_are_refused(text: str) -> None:
     with pytest.raises(QueryError, match="out of range"):
         parse_predicate(text)
+
+
+def test_a_time_without_a_zone_is_utc() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    query = SearchQuery(
+        modified_after=datetime(2026, 1, 1, 12),
+        modified_before=datetime(2026, 1, 2, tzinfo=timezone(timedelta(hours=2))),
+    )
+    assert query.modified_after == datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert query.modified_before is not None and query.modified_before.utcoffset() == timedelta(
+        hours=2
+    )
