@@ -239,30 +239,39 @@ def _socket_dir(root: Path) -> Path:
 
 
 def _service_user() -> tuple[int, int]:
-    """uid/gid of the unprivileged user the server runs as under root; created if missing."""
-    try:
-        entry = pwd.getpwnam(SERVICE_USER)
-    except KeyError:
+    """uid/gid of the unprivileged user the server runs as under root; created if missing.
+
+    Creation is serialised by a lock file: two processes starting servers at once (test
+    workers) would otherwise run `useradd` together and one could lose its entry."""
+    with open(Path(tempfile.gettempdir()) / "epipe-useradd.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            subprocess.run(
-                [
-                    "useradd",
-                    "--system",
-                    "--no-create-home",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    SERVICE_USER,
-                ],
-                check=True,
-                capture_output=True,
-            )
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise DatabaseError(
-                f"cannot create system user {SERVICE_USER!r} to run PostgreSQL as (root may "
-                f"not run it): {exc}; create it yourself or run epipe as a normal user"
-            ) from None
-        entry = pwd.getpwnam(SERVICE_USER)
+            entry = pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            _useradd()
+            entry = pwd.getpwnam(SERVICE_USER)
     return entry.pw_uid, entry.pw_gid
+
+
+def _useradd() -> None:
+    try:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise DatabaseError(
+            f"cannot create system user {SERVICE_USER!r} to run PostgreSQL as (root may "
+            f"not run it): {exc}; create it yourself or run epipe as a normal user"
+        ) from None
 
 
 def _grant_traverse(path: Path, uid: int) -> None:
