@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 demo: install ## start the embedded stack, load sample images, show what to try
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
+# Each run gets a base directory of its own: pytest strips other users' access from its shared
+# /tmp/pytest-of-$USER at every start, which would cut the embedded servers (running as
+# another user under root) of a concurrent run off their data.
 test: install ## run the whole test suite
-	$(BIN)/pytest -n 2 --dist loadgroup
+	@base=$$(mktemp -d /tmp/epipe-test-XXXXXX) && \
+	$(BIN)/pytest -n 2 --dist loadgroup --basetemp="$$base"; status=$$?; rm -rf "$$base"; exit $$status
 
 soak: install ## the convergence property test with 2,000 histories (long)
 	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py -s
