@@ -19,17 +19,19 @@ from epipe.db.server import connect
 from epipe.errors import FsError
 from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
+from epipe.source.slot import slot_state as read_slot
 from tests.integration.helpers import slot_events
 from tests.integration.pipeline_helpers import PipelineProcess, new_slot
 from tests.integration.replay import Model, read_events
 
 
 def slot_state(conn: psycopg.Connection, slot: str) -> tuple[bool, int] | None:
-    row = conn.execute(
-        "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
-        [slot],
-    ).fetchone()
-    return None if row is None else (row[0], lsn_from_str(row[1]))
+    """(active, confirmed position) once the slot has a confirmed position: a slot just
+    created has none for a moment (its first snapshot is still being built)."""
+    state = read_slot(conn, slot)
+    if state is None or state.confirmed_lsn is None:
+        return None
+    return state.active, state.confirmed_lsn
 
 
 def wait_until(predicate: object, timeout: float = 60.0) -> None:
