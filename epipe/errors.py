@@ -5,10 +5,18 @@
     ├── DatabaseError          the metadata database cannot be started, reached or used
     │   └── MigrationError     the schema cannot be brought to the expected version
     ├── AccountError           unknown or duplicate user / project, bad role
-    └── FsError                a file-system operation failed; carries a POSIX error name
+    ├── FsError                a file-system operation failed; carries a POSIX error name
+    ├── SourceError            the change log cannot be read          (epipe.source)
+    ├── DecodeError            a payload is not pgoutput we understand (epipe.source.pgoutput)
+    ├── CodecError             bytes that are not an epipe event      (epipe.events.codec)
+    ├── BusError               the bus cannot accept or deliver       (epipe.bus)
+    ├── Rejected               a sink can never apply this event      (epipe.sink)
+    ├── EngineError            the search engine failed               (epipe.index.engine)
+    └── QueryError             a malformed search query; names the part (epipe.search.query)
 
-Adapters translate their library's exceptions into these at the edge, so callers never
-see psycopg or subprocess errors.
+The stage errors live next to their port. Each adapter translates its library's exceptions
+into these at its edge (one `map_exceptions` per adapter), so callers never see psycopg,
+kafka-python, tantivy or elasticsearch errors.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     index: Literal["tantivy", "elasticsearch"] = "tantivy"
     es_url: str | None = None
-    hms_uri: str | None = None
     slot: str = Field(
         default="epipe", pattern=r"^[a-z0-9_]{1,63}$", description="replication slot of the tailer"
     )

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from psycopg_pool import ConnectionPool
 
 from epipe.db.server import database_dsn
-from epipe.index.stores import open_store
 from epipe.settings import Settings, load_settings
+from epipe.wiring import open_index_store
 from search_api import problems
 from search_api.routes import files, ops, search
 from search_api.services import Services
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = ConnectionPool(
             dsn, min_size=1, max_size=16, open=True, kwargs={"autocommit": True}, name="epipe-api"
         )
-        services = Services(settings, pool, open_store(settings).reader())
+        services = Services(settings, pool, open_index_store(settings).reader())
         registry = CollectorRegistry()
         registry.register(ops.PipelineCollector(services))
         services.registry = registry

@@ -7,9 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from epipe.search.query import MAX_LIMIT
-
-SortName = Literal["score", "name", "-name", "path", "-path", "size", "-size", "mtime", "-mtime"]
+from epipe.search.query import MAX_LIMIT, Sort
 
 
 class SearchRequest(BaseModel):
@@ -42,7 +40,7 @@ class SearchRequest(BaseModel):
         description="annotation predicates: PATH OP VALUE (= != > >= < <=) or PATH exists",
         examples=[["labels.objects.bicycle>3", "labels.camera=front"]],
     )
-    sort: SortName = Field(
+    sort: Sort = Field(
         "score",
         description="score (relevance; path without q), name, "
         "path, size, mtime; '-' for descending",

@@ -16,10 +16,10 @@ from psycopg_pool import ConnectionPool
 from epipe.accounts import Caller, caller_of
 from epipe.index.engine import SearchIndex
 from epipe.lsn import lsn_to_str
+from epipe.pipeline.status import lags
 from epipe.settings import Settings
 from search_api.problems import Problem
 
-INDEX_CONSUMER = "index"
 MAX_WAIT_MS = 30_000
 
 
@@ -36,34 +36,22 @@ class Services:
             yield conn
 
     def wait_applied(self, token: int, wait_ms: int) -> None:
-        """Return once every index consumer has applied `token`; else 409 with the lag."""
+        """Return once every consumer serving search has applied `token`; else 409 with the
+        lag of those behind."""
         deadline = time.monotonic() + min(wait_ms, MAX_WAIT_MS) / 1000
         while True:
             with self.connection() as conn:
-                rows = conn.execute(
-                    "SELECT name, applied_lsn::text, pg_wal_lsn_diff(%s::pg_lsn, applied_lsn), "
-                    "extract(epoch FROM now() - committed_at) FROM epipe_consumers "
-                    "WHERE name = %s OR name LIKE %s",
-                    [lsn_to_str(token), INDEX_CONSUMER, INDEX_CONSUMER + "/%"],
-                ).fetchall()
-            behind = [r for r in rows if r[2] > 0]
-            if rows and not behind:
+                serving = lags(conn, token, serving_search=True)
+            behind = [lag for lag in serving if lag.lag_bytes]
+            if serving and not behind:
                 return
-            if not rows or time.monotonic() >= deadline:  # no consumer: nothing to wait for
-                lag: list[dict[str, Any]] = [
-                    {
-                        "consumer": name,
-                        "applied": applied,
-                        "lag_bytes": int(diff),
-                        "lag_seconds": round(float(age or 0), 3),
-                    }
-                    for name, applied, diff, age in behind
-                ]
+            if not serving or time.monotonic() >= deadline:  # no consumer: nothing to wait for
                 detail = (
                     "no index consumer is running"
-                    if not rows
+                    if not serving
                     else f"the index has not applied {lsn_to_str(token)} yet"
                 )
+                lag: list[dict[str, Any]] = [lag.as_json() for lag in behind]
                 raise Problem(409, detail, token=lsn_to_str(token), lag=lag)
             time.sleep(0.005)
 

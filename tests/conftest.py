@@ -121,4 +121,4 @@ def elasticsearch_url() -> Iterator[str]:
     with ElasticSearchContainer(
         "docker.elastic.co/elasticsearch/elasticsearch:9.1.5", mem_limit="1g"
     ) as es:
-        yield es.get_url()
+        yield str(es.get_url())  # type: ignore[attr-defined]  # not in its stubs

@@ -18,8 +18,7 @@ from typing import Any
 
 import psycopg
 
-from epipe.bus import Bus
-from epipe.bus.inprocess import InProcessBus
+from epipe import wiring
 from epipe.db.embedded import binaries_dir
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
@@ -29,10 +28,9 @@ from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.load.bulk import load_images
 from epipe.lsn import lsn_from_str, lsn_to_str
-from epipe.pipeline.consume import Consumer
+from epipe.pipeline.runner import ConsumerSpec
 from epipe.pipeline.store import PipelineStore
-from epipe.pipeline.tail import Tailer
-from epipe.source.postgres import PostgresSource
+from epipe.settings import Settings
 
 DATABASE = "epipe_bench"
 PUBLICATION = "epipe_bench"
@@ -65,12 +63,15 @@ class _CountingSink:
 
 def run(
     admin_dsn: str,
+    settings: Settings,
     *,
     images: int = 50_000,
     repeats: int = 2,
-    kafka: Callable[[], Bus] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
+    """Drain the same changes with pg_recvlogical, the tailer into the in-process bus, and
+    (when EPIPE_KAFKA_BOOTSTRAP is set) the tailer into Kafka."""
+    kafka = bool(settings.kafka_bootstrap)
     dsn = _fresh_database(admin_dsn)
     with connect(dsn) as conn:
         migrate(conn)
@@ -88,8 +89,9 @@ def run(
                 if kind == "recvlogical":
                     drain = _recvlogical(dsn, slot, end, changes)
                 else:
-                    bus = InProcessBus() if kind == "epipe" else kafka()  # type: ignore[misc]
-                    drain = _epipe(dsn, slot, end, changes, bus)
+                    bus = "inprocess" if kind == "epipe" else "kafka"
+                    update = {"slot": slot, "publication": PUBLICATION, "bus": bus}
+                    drain = _epipe(settings.model_copy(update=update), dsn, end, changes)
                 drains[kind].append(drain)
                 progress(f"{kind} run {i + 1}: {drain.per_s:,.0f} changes/s")
         for slot in slots.values():
@@ -172,36 +174,25 @@ def _recvlogical(dsn: str, slot: str, end: int, changes: int) -> Drain:
     return Drain("recvlogical", changes, time.perf_counter() - started)
 
 
-def _epipe(dsn: str, slot: str, end: int, changes: int, bus: Bus) -> Drain:
-    source = PostgresSource(dsn, slot=slot, publication=PUBLICATION)
+def _epipe(settings: Settings, dsn: str, end: int, changes: int) -> Drain:
+    """The tailer from the slot of `settings` into its bus, until it confirmed `end`; on
+    the in-process bus with a consumer that acknowledges every event."""
     sink = _CountingSink()
-    store = PipelineStore(dsn)
-    consumer: Consumer | None = None
-    stop, consumer_stop = threading.Event(), threading.Event()
-    threads: list[threading.Thread] = []
-    if isinstance(bus, InProcessBus):
-        consumer = Consumer("bench", bus.subscribe("bench"), sink, store)
-        threads.append(threading.Thread(target=consumer.run, args=(consumer_stop,)))
+    consumers = [ConsumerSpec("bench", lambda: sink)] if settings.bus == "inprocess" else []
+    runner = wiring.runner(settings, dsn, consumers, source=wiring.open_source(settings, dsn))
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,))
+    started = time.perf_counter()
+    thread.start()
     try:
-        started = time.perf_counter()
-        source.start()
-        tailer = Tailer(source, bus, heartbeat_interval=3600)
-        for thread in threads:
-            thread.start()
-        runner = threading.Thread(target=tailer.run, args=(stop,))
-        runner.start()
-        while source.confirmed < end and runner.is_alive():
+        while thread.is_alive() and (runner.tailer is None or runner.tailer.confirmed < end):
             time.sleep(0.005)
         seconds = time.perf_counter() - started
-        stop.set()
-        runner.join()
     finally:
-        consumer_stop.set()
-        for thread in threads:
-            thread.join()
-        source.close()
-        store.forget("bench")
-        store.close()
-    if consumer is not None and sink.count < changes:
+        stop.set()
+        thread.join()
+        with PipelineStore(dsn) as store:
+            store.forget("bench")
+    if consumers and sink.count < changes:
         raise RuntimeError(f"the bench consumer saw {sink.count} of {changes} changes")
     return Drain("epipe", changes, seconds)

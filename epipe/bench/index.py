@@ -27,21 +27,20 @@ from typing import Any
 
 import psycopg
 
+from epipe import wiring
 from epipe.bench.capture import _drop_database, _fresh_database
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
+from epipe.index.engine import IndexStore
 from epipe.index.rebuild import rebuild
-from epipe.index.tantivy import TantivyStore
 from epipe.load.bulk import load_images
 from epipe.load.mix import run_mix
 from epipe.lsn import lsn_from_str
 from epipe.pipeline import status as pipeline_status
-from epipe.pipeline.runner import Runner
 from epipe.search.query import SearchQuery, parse_predicate
 from epipe.settings import Settings
-from epipe.sink.index import IndexSink
 
 GOALS = {"lag_p50_ms": 330.0, "lag_p99_ms": 1000.0, "rm_r_100k_s": 5.0}
 SLOT = "epipe_bench_index"
@@ -59,14 +58,15 @@ def run(
 ) -> dict[str, Any]:
     dsn = _fresh_database(admin_dsn)
     scratch = Path(tempfile.mkdtemp(prefix="epipe-bench-index-"))
-    store = TantivyStore(scratch / "index")
+    embedded = settings.model_copy(update={"slot": SLOT, "dsn": None})
+    store = wiring.open_tantivy_store(scratch / "index")
     result: dict[str, Any] = {}
     try:
         with connect(dsn) as conn:
             migrate(conn)
             ns = Namespace(conn, Actor("root", "bench"))
             ns.mkdir("/bench")
-            pipeline = _Pipeline(dsn, settings, store)
+            pipeline = _Pipeline(dsn, embedded, store)
             try:
                 pipeline.start()
                 _caught_up(conn)
@@ -80,7 +80,7 @@ def run(
                 pipeline.stop()
             progress("rebuild")
             started = time.perf_counter()
-            report, index = rebuild(conn, TantivyStore(scratch / "rebuild"))
+            report, index = rebuild(conn, wiring.open_tantivy_store(scratch / "rebuild"))
             index.close()
             result["rebuild_docs_per_s"] = round(report.documents / (time.perf_counter() - started))
     finally:
@@ -99,24 +99,27 @@ def _caught_up(conn: psycopg.Connection, token: str | None = None, timeout: floa
         raise RuntimeError(f"the bench pipeline fell behind: {lagging}")
 
 
-def _files(store: TantivyStore) -> int:
+def _files(store: IndexStore) -> int:
     return store.current(writable=False).search(SearchQuery(type="file", limit=1)).total
 
 
 class _Pipeline:
     """The embedded pipeline in a thread of this process, to stop and start again."""
 
-    def __init__(self, dsn: str, settings: Settings, store: TantivyStore) -> None:
-        self._settings = settings.model_copy(update={"slot": SLOT, "dsn": None})
+    def __init__(self, dsn: str, settings: Settings, store: IndexStore) -> None:
+        self._settings = settings
         self._dsn = dsn
         self._store = store
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        dsn, store = self._dsn, self._store
-        runner = Runner(
-            dsn, self._settings, sinks={"index": lambda: IndexSink(lambda: connect(dsn), store)}
+        dsn, settings = self._dsn, self._settings
+        runner = wiring.runner(
+            settings,
+            dsn,
+            [wiring.index_consumer(dsn, self._store)],
+            source=wiring.open_source(settings, dsn),
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=runner.run, args=(self._stop,), daemon=True)
@@ -131,9 +134,7 @@ class _Pipeline:
             self._thread = None
 
 
-def _throughput(
-    conn: psycopg.Connection, store: TantivyStore, pipeline: _Pipeline
-) -> dict[str, Any]:
+def _throughput(conn: psycopg.Connection, store: IndexStore, pipeline: _Pipeline) -> dict[str, Any]:
     token = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]  # type: ignore[index]
     before = store.current(writable=False).count()
     started = time.perf_counter()
@@ -148,7 +149,7 @@ def _lag(
     dsn: str,
     conn: psycopg.Connection,
     ns: Namespace,
-    store: TantivyStore,
+    store: IndexStore,
     rate: float,
     seconds: float,
     progress: Callable[[str], None],
@@ -201,7 +202,7 @@ def _lag(
 def _subtrees(
     conn: psycopg.Connection,
     ns: Namespace,
-    store: TantivyStore,
+    store: IndexStore,
     count: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:

@@ -30,9 +30,9 @@ from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.index.engine import EngineError
 from epipe.index.rebuild import rebuild
-from epipe.index.tantivy import TantivyStore
 from epipe.load.bulk import load_images
 from epipe.load.images import CAMERAS, SCENES, WEATHER
+from epipe.wiring import open_tantivy_store
 
 DATABASE = "epipe_bench_search"
 ROOT = "/Projects/bench/images"
@@ -163,7 +163,7 @@ def _opens(path: Path) -> bool:
     if not (path / "current").exists():
         return False
     try:
-        TantivyStore(path).current(writable=False)
+        open_tantivy_store(path).current(writable=False)
     except EngineError:
         return False
     return True
@@ -171,7 +171,7 @@ def _opens(path: Path) -> bool:
 
 def _reindex(conn: psycopg.Connection, index_home: Path) -> None:
     shutil.rmtree(index_home, ignore_errors=True)
-    _, index = rebuild(conn, TantivyStore(index_home / "index"))
+    _, index = rebuild(conn, open_tantivy_store(index_home / "index"))
     index.close()
 
 

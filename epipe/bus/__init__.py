@@ -7,7 +7,7 @@ tests/contract/test_bus_contract.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from epipe.errors import EpipeError
@@ -21,8 +21,11 @@ class BusError(EpipeError):
     """The bus cannot accept or deliver events (a broker is down, a consumer failed)."""
 
 
+OnInvalid = Callable[[bytes, str], None]  # a record that is not an event, and why
+
+
 class Bus(Protocol):
-    """The source's side of the bus."""
+    """Where the tailer publishes and consumers subscribe."""
 
     def publish(self, events: Sequence[Event]) -> None:
         """Hand events on, in order; they are durable only after `flush`."""
@@ -31,6 +34,12 @@ class Bus(Protocol):
         """True once every published event is durably accepted (Kafka: acknowledged by the
         brokers; in-process: applied by every consumer); False if not yet after `timeout`
         seconds; BusError if it never will be."""
+
+    def subscribe(self, name: str, on_invalid: OnInvalid) -> Subscription:
+        """Consumer `name`'s subscription (Kafka: a member of consumer group `name`).
+        Records that are not events go to `on_invalid`, never stop the consumer."""
+
+    def close(self) -> None: ...
 
 
 class Subscription(Protocol):

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from epipe.bus import BusError
+from epipe.bus import BusError, OnInvalid
 from epipe.events import Event
 
 
@@ -23,8 +23,9 @@ class InProcessBus:
         self._subscriptions: list[InProcessSubscription] = []
         self._published = 0  # events published so far: the offset of the next one
 
-    def subscribe(self, name: str) -> InProcessSubscription:
-        """A new subscription; it receives events published from now on."""
+    def subscribe(self, name: str, on_invalid: OnInvalid | None = None) -> InProcessSubscription:
+        """A new subscription; it receives events published from now on (as objects: none
+        can be invalid)."""
         with self._cond:
             subscription = InProcessSubscription(name, self._cond, self._published)
             self._subscriptions.append(subscription)
@@ -58,10 +59,8 @@ class InProcessBus:
                     return False
                 self._cond.wait(remaining)
 
-    def lag(self) -> dict[str, int]:
-        """Events published but not yet committed, per subscription."""
-        with self._cond:
-            return {s.name: self._published - s.committed for s in self._subscriptions}
+    def close(self) -> None:
+        pass
 
 
 class InProcessSubscription:

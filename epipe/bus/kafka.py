@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from epipe.bus import FS_TOPIC, PROV_TOPIC, BusError, topic_of
+from epipe.bus import FS_TOPIC, PROV_TOPIC, BusError, OnInvalid, topic_of
 from epipe.events import Event
 from epipe.events.codec import CodecError, decode, encode
 
@@ -25,21 +25,27 @@ log = logging.getLogger(__name__)
 TOPICS = (FS_TOPIC, PROV_TOPIC)
 
 
+@contextlib.contextmanager
+def map_exceptions(what: str) -> Iterator[None]:
+    """kafka-python's errors as BusError naming what failed."""
+    try:
+        yield
+    except KafkaError as exc:
+        raise BusError(f"{what}: {exc}") from None
+
+
 def ensure_topics(bootstrap: str, partitions: int, replication: int) -> None:
     """Create the topics if they do not exist (an existing topic is left as it is)."""
-    try:
+    with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="epipe-admin")
-    except KafkaError as exc:
-        raise BusError(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}: {exc}") from None
     try:
-        for topic in TOPICS:
-            with contextlib.suppress(TopicAlreadyExistsError):  # leave an existing one as it is
-                admin.create_topics(
-                    {topic: {"num_partitions": partitions, "replication_factor": replication}},
-                    wait_for_metadata=True,
-                )
-    except KafkaError as exc:
-        raise BusError(f"cannot create Kafka topics {TOPICS}: {exc}") from None
+        with map_exceptions(f"cannot create Kafka topics {TOPICS}"):
+            for topic in TOPICS:
+                with contextlib.suppress(TopicAlreadyExistsError):  # leave an existing one
+                    admin.create_topics(
+                        {topic: {"num_partitions": partitions, "replication_factor": replication}},
+                        wait_for_metadata=True,
+                    )
     finally:
         admin.close()
 
@@ -50,7 +56,7 @@ class KafkaBus:
     ) -> None:
         self.bootstrap = bootstrap
         ensure_topics(bootstrap, partitions, replication)
-        try:
+        with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap,
                 client_id="epipe-source",
@@ -61,17 +67,18 @@ class KafkaBus:
                 compression_type="gzip",
                 **producer_options,
             )
-        except KafkaError as exc:
-            raise BusError(
-                f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}: {exc}"
-            ) from None
-        self._partitions = {topic: sorted(self._producer.partitions_for(topic)) for topic in TOPICS}
+            self._partitions = {
+                topic: sorted(self._producer.partitions_for(topic)) for topic in TOPICS
+            }
         self._pending: list[Any] = []  # futures of records sent since the last flush
+
+    def subscribe(self, name: str, on_invalid: OnInvalid) -> KafkaSubscription:
+        return KafkaSubscription(self.bootstrap, name, on_invalid=on_invalid)
 
     def publish(self, events: Sequence[Event]) -> None:
         send = self._producer.send
         pending = self._pending
-        try:
+        with map_exceptions("Kafka refused an event"):
             for event in events:
                 value = encode(event)
                 if event.inode_id is None:  # heartbeat, truncation: every partition
@@ -81,16 +88,13 @@ class KafkaBus:
                 else:
                     key = str(event.inode_id).encode()
                     pending.append(send(topic_of(event), value=value, key=key))
-        except KafkaError as exc:
-            raise BusError(f"Kafka refused an event: {exc}") from None
 
     def flush(self, timeout: float) -> bool:
-        try:
-            self._producer.flush(timeout=timeout)
-        except KafkaTimeoutError:
-            return False
-        except KafkaError as exc:
-            raise BusError(f"Kafka flush failed: {exc}") from None
+        with map_exceptions("Kafka flush failed"):
+            try:
+                self._producer.flush(timeout=timeout)
+            except KafkaTimeoutError:  # not an error: not yet
+                return False
         failed = [f for f in self._pending if f.failed()]
         if failed:
             raise BusError(f"Kafka did not accept {len(failed)} events: {failed[0].exception}")
@@ -100,7 +104,8 @@ class KafkaBus:
         return True
 
     def close(self) -> None:
-        self._producer.close(timeout=10)
+        with map_exceptions("closing the Kafka producer"):
+            self._producer.close(timeout=10)
 
 
 def _broadcast_topics(event: Event) -> tuple[str, ...]:
@@ -123,14 +128,14 @@ class KafkaSubscription:
         group: str,
         topics: Sequence[str] = TOPICS,
         *,
-        on_invalid: Callable[[bytes, str], None] | None = None,
+        on_invalid: OnInvalid | None = None,
         **consumer_options: Any,
     ) -> None:
         self._on_invalid = on_invalid
         self.group = group
         self.bootstrap = bootstrap
         self._positions: dict[Any, tuple[int, str]] = {}  # partition -> last event polled
-        try:
+        with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
             self._consumer = KafkaConsumer(
                 *topics,
                 bootstrap_servers=bootstrap,
@@ -140,18 +145,10 @@ class KafkaSubscription:
                 auto_offset_reset="earliest",
                 **consumer_options,
             )
-        except KafkaError as exc:
-            raise BusError(
-                f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}: {exc}"
-            ) from None
-        self.error: BaseException | None = None
-        self.skipped = 0  # records that were not epipe events
 
     def poll(self, max_events: int, timeout: float) -> list[Event]:
-        try:
+        with map_exceptions("Kafka poll failed"):
             batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_events)
-        except KafkaError as exc:
-            raise BusError(f"Kafka poll failed: {exc}") from None
         out = []
         for partition, records in batches.items():
             for record in records:
@@ -160,7 +157,6 @@ class KafkaSubscription:
                     out.append(event)
                     self._positions[partition] = (event.lsn, event.committed_at)
                 except CodecError as exc:  # never stop on it: hand it to the dead letters
-                    self.skipped += 1
                     where = f"{record.topic}[{record.partition}]@{record.offset}"
                     log.warning("not an epipe event at %s: %s", where, exc)
                     if self._on_invalid is not None:
@@ -168,10 +164,8 @@ class KafkaSubscription:
         return out
 
     def commit(self) -> None:
-        try:
+        with map_exceptions("Kafka commit failed"):
             self._consumer.commit()
-        except KafkaError as exc:
-            raise BusError(f"Kafka commit failed: {exc}") from None
 
     def position(self) -> tuple[int, str] | None:
         """The least position over the assigned partitions: each partition is in commit
@@ -182,7 +176,8 @@ class KafkaSubscription:
         return min(self._positions[p] for p in assigned)
 
     def fail(self, error: BaseException) -> None:
-        self.error = error
+        pass  # nothing to release: uncommitted offsets are read again by the next member
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        with map_exceptions("closing the Kafka consumer"):
+            self._consumer.close(autocommit=False)

@@ -87,19 +87,10 @@ def bench(
 def _capture(ctx: Context, images: int) -> dict[str, Any]:
     from epipe.bench import capture
 
-    kafka = None
-    if ctx.settings.kafka_bootstrap:
-        from epipe.bus.kafka import KafkaBus
-
-        bootstrap = ctx.settings.kafka_bootstrap
-
-        def kafka() -> KafkaBus:
-            return KafkaBus(bootstrap, partitions=ctx.settings.kafka_partitions)
-
     result = capture.run(
         ctx.dsn(),
+        ctx.settings,
         images=images,
-        kafka=kafka,
         progress=lambda line: click.echo(f"  {line}", err=True),
     )
     click.echo(f"capture: {result['changes']:,} committed row changes")

@@ -14,10 +14,12 @@ from epipe.cli.context import Context, echo_json
 from epipe.errors import EpipeError
 from epipe.index.engine import EngineError, SearchIndex
 from epipe.index.rebuild import rebuild
-from epipe.index.stores import open_store
 from epipe.index.verify import verify as verify_index
 from epipe.pipeline import status as pipeline_status
+from epipe.pipeline.rebuilds import RebuildRequests
 from epipe.search.query import SORTS, SearchQuery, parse_predicate
+from epipe.source.slot import slot_state
+from epipe.wiring import open_index_store
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -73,7 +75,7 @@ def search(
         sort=sort,  # type: ignore[arg-type]
         limit=limit,
     )
-    index = open_store(ctx.settings).current(writable=False)
+    index = open_index_store(ctx.settings).current(writable=False)
     started = time.perf_counter()
     page = index.search(query)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -108,7 +110,7 @@ def search(
 def reindex(ctx: Context, timeout: float) -> None:
     """Rebuild the search index from the database into a new index, then swap it in."""
     conn = ctx.connection()
-    store = open_store(ctx.settings)
+    store = open_index_store(ctx.settings)
     try:
         current = store.current(writable=True)  # holds the writer: no consumer runs
     except EngineError:
@@ -131,41 +133,32 @@ def reindex(ctx: Context, timeout: float) -> None:
 
 def _request_rebuild(ctx: Context, timeout: float) -> None:
     """The pipeline runs and holds the index: ask its index consumer to rebuild."""
-    conn = ctx.connection()
-    row = conn.execute("INSERT INTO epipe_index_requests DEFAULT VALUES RETURNING id").fetchone()
-    assert row is not None
-    request = row[0]
-    deadline = time.monotonic() + timeout
+    requests = RebuildRequests(ctx.connection())
+    request = requests.submit()
+    started_waiting = time.monotonic()
     with click.progressbar(
         length=1, label="reindex (by the running pipeline)", file=sys.stderr, show_pos=True
     ) as bar:
         while True:
-            started, finished, done, total, error = conn.execute(
-                "SELECT started_at, finished_at, done, total, error FROM epipe_index_requests "
-                "WHERE id = %s",
-                [request],
-            ).fetchone()  # type: ignore[misc]
-            if total:
-                bar.length = total
-                bar.update(done - bar.pos)
-            if finished is not None:
+            state = requests.get(request)
+            if state.total:
+                bar.length = state.total
+                bar.update(state.done - bar.pos)
+            if state.finished_at is not None:
                 break
-            if time.monotonic() > deadline or (
-                started is None and time.monotonic() > deadline - timeout + 30
-            ):
-                conn.execute(
-                    "UPDATE epipe_index_requests SET finished_at = now(), error = "
-                    "'not served' WHERE id = %s AND started_at IS NULL",
-                    [request],
-                )
-                raise EpipeError(
-                    "the index is held by another process that did not take the "
-                    "rebuild request within 30 s: is `epipe run` healthy?"
-                )
+            waited = time.monotonic() - started_waiting
+            if state.started_at is None and waited > min(30, timeout):
+                if requests.withdraw(request, "not served"):
+                    raise EpipeError(
+                        "the index is held by another process that did not take the "
+                        "rebuild request within 30 s: is `epipe run` healthy?"
+                    )
+            elif waited > timeout:
+                raise EpipeError(f"the running pipeline did not finish rebuilding in {timeout} s")
             time.sleep(0.2)
-    if error:
-        raise EpipeError(f"rebuild failed: {error}")
-    click.echo(f"rebuilt by the running pipeline: {done:,} documents")
+    if state.error:
+        raise EpipeError(f"rebuild failed: {state.error}")
+    click.echo(f"rebuilt by the running pipeline: {state.done:,} documents")
 
 
 @click.command()
@@ -181,7 +174,7 @@ def _request_rebuild(ctx: Context, timeout: float) -> None:
 def verify(ctx: Context, timeout: float, as_json: bool) -> None:
     """Compare the index with the database; print the drift; exit 1 on drift."""
     conn = ctx.connection()
-    index: SearchIndex = open_store(ctx.settings).current(writable=False)
+    index: SearchIndex = open_index_store(ctx.settings).current(writable=False)
     _catch_up(ctx, timeout)
     drift = verify_index(conn, index)
     if drift:  # changes may have raced the comparison: look again at what differed
@@ -215,10 +208,8 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
 
 def _catch_up(ctx: Context, timeout: float) -> None:
     conn = ctx.connection()
-    slot = conn.execute(
-        "SELECT active FROM pg_replication_slots WHERE slot_name = %s", [ctx.settings.slot]
-    ).fetchone()
-    if slot is not None and slot[0] and timeout > 0:  # a pipeline runs: let it catch up
+    slot = slot_state(conn, ctx.settings.slot)
+    if slot is not None and slot.active and timeout > 0:  # a pipeline runs: let it catch up
         _, lagging = pipeline_status.wait(conn, ctx.settings.slot, None, timeout)
         if lagging:
             click.echo(

@@ -10,12 +10,11 @@ from types import FrameType
 
 import click
 
+from epipe import wiring
 from epipe.cli.context import Context, echo_json
 from epipe.errors import ConfigError
 from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.pipeline import status as pipeline_status
-from epipe.pipeline.runner import Runner, SinkFactory
-from epipe.sink.events_file import EventsFileSink
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -31,14 +30,13 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def index_sink_factory(ctx: Context) -> SinkFactory:
-    """The index consumer's sink: its own connection, the configured index store."""
-    from epipe.db.server import connect
-    from epipe.index.stores import open_store
-    from epipe.sink.index import IndexSink
-
-    dsn, settings = ctx.dsn(), ctx.settings
-    return lambda: IndexSink(lambda: connect(dsn), open_store(settings))
+def _require_kafka(ctx: Context, what: str) -> None:
+    """Commands of the scale-out mode: the in-process bus does not cross processes."""
+    if ctx.settings.bus != "kafka":
+        raise ConfigError(
+            f"{what}: set EPIPE_BUS=kafka and EPIPE_KAFKA_BOOTSTRAP, or run the "
+            "embedded pipeline with `epipe run`"
+        )
 
 
 def _logging(verbose: bool) -> None:
@@ -77,31 +75,29 @@ def run(
     """The whole pipeline in one process: tailer and consumers, until SIGTERM or Ctrl-C."""
     _logging(verbose)
     ctx.connection()  # schema present and current
-    sinks: dict[str, SinkFactory] = {"index": index_sink_factory(ctx)}
+    dsn, settings = ctx.dsn(), ctx.settings
+    consumers = wiring.enabled_consumers(settings, dsn)
     if events_file is not None:
-        path = events_file
-        sinks["events-file"] = lambda: EventsFileSink(path)
-    Runner(
-        ctx.dsn(), ctx.settings, sinks=sinks, backfill=backfill, backfill_chunk=backfill_chunk
-    ).run(_stop_on_signals())
+        consumers.append(wiring.events_file_consumer(events_file))
+    source = wiring.open_source(settings, dsn, backfill=backfill, backfill_chunk=backfill_chunk)
+    wiring.runner(settings, dsn, consumers, source=source).run(_stop_on_signals())
 
 
-@click.command()
-@click.argument("consumer", type=click.Choice(["index"]))
+@click.command(
+    epilog="Registered consumers: "
+    + "; ".join(f"{name} ({entry.summary})" for name, entry in sorted(wiring.CONSUMERS.items()))
+)
+@click.argument("name", type=click.Choice(sorted(wiring.CONSUMERS)), metavar="NAME")
 @click.option("-v", "--verbose", is_flag=True)
 @pass_context
-def consume(ctx: Context, consumer: str, verbose: bool) -> None:
-    """One consumer alone, reading the bus (Kafka in scale-out mode): index."""
+def consume(ctx: Context, name: str, verbose: bool) -> None:
+    """One registered consumer alone, reading the bus (Kafka in scale-out mode)."""
     _logging(verbose)
-    if ctx.settings.bus != "kafka":
-        raise ConfigError(
-            "`epipe consume` reads Kafka: set EPIPE_BUS=kafka and "
-            "EPIPE_KAFKA_BOOTSTRAP, or run the embedded pipeline with `epipe run`"
-        )
+    _require_kafka(ctx, "`epipe consume` reads Kafka")
     ctx.connection()
-    Runner(ctx.dsn(), ctx.settings, sinks={consumer: index_sink_factory(ctx)}, tail=False).run(
-        _stop_on_signals()
-    )
+    dsn, settings = ctx.dsn(), ctx.settings
+    consumer = wiring.consumer(name, settings, dsn)
+    wiring.runner(settings, dsn, [consumer]).run(_stop_on_signals())
 
 
 @click.command()
@@ -111,13 +107,11 @@ def consume(ctx: Context, consumer: str, verbose: bool) -> None:
 def tail(ctx: Context, backfill: bool, verbose: bool) -> None:
     """The tailer alone: the change log to Kafka (EPIPE_BUS=kafka)."""
     _logging(verbose)
-    if ctx.settings.bus != "kafka":
-        raise ConfigError(
-            "`epipe tail` publishes to Kafka: set EPIPE_BUS=kafka and "
-            "EPIPE_KAFKA_BOOTSTRAP, or run the embedded pipeline with `epipe run`"
-        )
+    _require_kafka(ctx, "`epipe tail` publishes to Kafka")
     ctx.connection()
-    Runner(ctx.dsn(), ctx.settings, sinks={}, backfill=backfill).run(_stop_on_signals())
+    dsn, settings = ctx.dsn(), ctx.settings
+    source = wiring.open_source(settings, dsn, backfill=backfill)
+    wiring.runner(settings, dsn, [], source=source).run(_stop_on_signals())
 
 
 @click.command()

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 Kind = Literal["file", "dir"]
+KINDS: dict[str, Kind] = {"f": "file", "d": "dir"}  # inodes.kind as stored -> as shown
 
 
 @dataclass(frozen=True)

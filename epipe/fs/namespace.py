@@ -19,7 +19,7 @@ from psycopg import errors as pg_errors
 from epipe import accounts
 from epipe.errors import DatabaseError, FsError
 from epipe.fs import paths, xattrs
-from epipe.fs.model import Actor, Change, Entry
+from epipe.fs.model import KINDS, Actor, Change, Entry
 
 _RETRIES = 8
 _LIST_PAGE = 1000
@@ -160,7 +160,7 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         id_,
         parent_id,
         name if parent_id is not None else "/",
-        "dir" if kind == "d" else "file",
+        KINDS[kind],
         size,
         mode,
         mtime,

@@ -1,7 +1,7 @@
 """The search document of an inode: built from its current row, pure.
 
-    {id, parent_id, name, path, ancestors, kind, ext, size, owner, group, project,
-     mtime, ctime, xattrs, version}
+    {id, parent_id, name, path, ancestors, kind, ext, size, mode, owner, group, project,
+     mtime, ctime, xattrs, version} (+ skipped)
 
 `ancestors` (ids of every directory above, root first) make subtree search one term query
 and keep working after renames of the ancestors' names (ids never change); a directory move
@@ -14,19 +14,39 @@ docs/search-index.md has the rationale; schemas/index/document.schema.json the s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
-Document = dict[str, Any]
+from epipe.fs.reader import path_of
+
+
+class Document(TypedDict):
+    """One inode's document, as schemas/index/document.schema.json draws it."""
+
+    id: int
+    parent_id: int | None  # None: the root
+    name: str
+    path: str
+    ancestors: list[int]  # ids of the directories above, root first
+    kind: Literal["file", "dir"]
+    ext: str  # lower-case extension of a file's name, '' if none
+    size: int
+    mode: int
+    owner: str
+    group: str
+    project: str | None  # <p> of /Projects/<p>/...
+    mtime: str  # ISO 8601
+    ctime: str
+    xattrs: dict[str, Any]  # display name (labels, system.acl) -> JSON value
+    version: int  # commit LSN of the change last applied (or of the rebuild's snapshot)
+    skipped: NotRequired[list[str]]  # xattrs left out: too many values to index
+
+
+FIELDS: tuple[str, ...] = tuple(Document.__annotations__)  # in the schema's order
 
 MAX_ANNOTATION_VALUES = 10_000  # Elasticsearch's nested-object limit per document
 MAX_TEXT_BYTES = 8_191  # longer strings are not indexed as exact terms (still stored)
-
-
-def path_of(names: list[str]) -> str:
-    """['', 'a', 'b'] (the root's name first) -> '/a/b'."""
-    return "/" + "/".join(names[1:])
 
 
 def extension(name: str, kind: str) -> str:

@@ -12,37 +12,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, cast
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from epipe.db.migrate import schemas_dir
-from epipe.index.document import MAX_TEXT_BYTES, Document, annotation_text, leaves
+from epipe.index.document import FIELDS, MAX_TEXT_BYTES, Document, annotation_text, leaves
 from epipe.index.engine import EngineError, Hit, Page
+from epipe.index.paging import order_of
 from epipe.search.query import Predicate, QueryError, SearchQuery
 
 ALIAS = "epipe-files"
 TEMPLATE = "epipe-files"
-_DOCUMENT_FIELDS = (
-    "id",
-    "parent_id",
-    "name",
-    "path",
-    "ancestors",
-    "kind",
-    "ext",
-    "size",
-    "mode",
-    "owner",
-    "group",
-    "project",
-    "mtime",
-    "ctime",
-    "xattrs",
-    "version",
-    "skipped",
-)
-_SORT_FIELDS = {"name": "name.raw", "path": "path", "size": "size", "mtime": "mtime"}
+SORT_FIELDS = {"name": "name.raw", "path": "path", "size": "size", "mtime": "mtime"}
+
+
+@contextmanager
+def map_exceptions(action: str) -> Iterator[None]:
+    """Failures of Elasticsearch inside the block raise EngineError("cannot {action}: …"):
+    an answer with an error status (ApiError) or none at all (TransportError: connection,
+    timeout, TLS, serialization). A NotFoundError the caller expects is caught inside."""
+    try:
+        yield
+    except (ApiError, TransportError) as exc:
+        raise EngineError(f"cannot {action}: {exc}") from None
 
 
 def attrs(xattrs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,19 +58,22 @@ def body(doc: Document) -> dict[str, Any]:
 
 
 def document(source: dict[str, Any]) -> Document:
-    return {key: source[key] for key in _DOCUMENT_FIELDS if key in source}
+    """The document in an Elasticsearch source (without the indexed derivations)."""
+    return cast(Document, {key: source[key] for key in FIELDS if key in source})
 
 
 def _client(url: str) -> Elasticsearch:
-    return Elasticsearch(url, request_timeout=60, retry_on_timeout=True, max_retries=3)
+    try:
+        return Elasticsearch(url, request_timeout=60, retry_on_timeout=True, max_retries=3)
+    except ValueError as exc:  # not a URL
+        raise EngineError(f"EPIPE_ES_URL: {exc}") from None
 
 
 class ElasticsearchStore:
     def __init__(self, url: str) -> None:
-        self.url = url
         self.client = _client(url)
         spec = json.loads((schemas_dir() / "index" / "elasticsearch-template.json").read_text())
-        try:
+        with map_exceptions(f"install the index template at {url} (EPIPE_ES_URL)"):
             self.client.indices.put_index_template(
                 name=TEMPLATE,
                 index_patterns=spec["index_patterns"],
@@ -84,23 +81,21 @@ class ElasticsearchStore:
                 template=spec["template"],
                 version=spec["version"],
             )
-        except (ApiError, TransportError) as exc:
-            raise EngineError(
-                f"EPIPE_ES_URL: cannot install the index template at {url}: {exc}"
-            ) from None
 
     def _generations(self) -> list[str]:
-        try:
-            found = self.client.indices.get(index=f"{ALIAS}-*", expand_wildcards="open")
-        except NotFoundError:
-            return []
+        with map_exceptions(f"list the indices {ALIAS}-*"):
+            try:
+                found = self.client.indices.get(index=f"{ALIAS}-*", expand_wildcards="open")
+            except NotFoundError:
+                return []
         return sorted(found.keys(), key=lambda name: int(name.rsplit("-", 1)[1]))
 
     def current_generation(self) -> str | None:
-        try:
-            found = self.client.indices.get_alias(name=ALIAS)
-        except NotFoundError:
-            return None
+        with map_exceptions(f"read the alias {ALIAS}"):
+            try:
+                found = self.client.indices.get_alias(name=ALIAS)
+            except NotFoundError:
+                return None
         return next(iter(found.keys()), None)
 
     def reader(self) -> ElasticsearchIndex:
@@ -118,10 +113,8 @@ class ElasticsearchStore:
         existing = self._generations()
         number = int(existing[-1].rsplit("-", 1)[1]) + 1 if existing else 1
         name = f"{ALIAS}-{number}"
-        try:
+        with map_exceptions(f"create the index {name}"):
             self.client.indices.create(index=name)
-        except (ApiError, TransportError) as exc:
-            raise EngineError(f"cannot create index {name}: {exc}") from None
         return name, ElasticsearchIndex(self.client, name)
 
     def activate(self, generation: str) -> None:
@@ -132,14 +125,17 @@ class ElasticsearchStore:
         current = self.current_generation()
         if current and current != generation:
             actions.insert(0, {"remove": {"index": current, "alias": ALIAS}})
-        self.client.indices.update_aliases(actions=actions)
+        with map_exceptions(f"move the alias {ALIAS} to {generation}"):
+            self.client.indices.update_aliases(actions=actions)
         for name in self._generations():
             if name != generation:
-                self.client.indices.delete(index=name, ignore_unavailable=True)
+                with map_exceptions(f"delete the old index {name}"):
+                    self.client.indices.delete(index=name, ignore_unavailable=True)
 
     def discard(self, generation: str) -> None:
         if generation != self.current_generation():
-            self.client.indices.delete(index=generation, ignore_unavailable=True)
+            with map_exceptions(f"delete the index {generation}"):
+                self.client.indices.delete(index=generation, ignore_unavailable=True)
 
 
 class ElasticsearchIndex:
@@ -178,7 +174,7 @@ class ElasticsearchIndex:
 
     def _bulk(self, actions: Iterable[dict[str, Any]]) -> list[tuple[int, str]]:
         rejected = []
-        try:
+        with map_exceptions(f"write to the index {self.name} (bulk request)"):
             for ok, item in helpers.streaming_bulk(
                 self.client,
                 actions,
@@ -200,26 +196,21 @@ class ElasticsearchIndex:
                         f"{reason.get('type')}: {reason.get('reason')}",
                     )
                 )
-        except TransportError as exc:
-            raise EngineError(f"Elasticsearch bulk request failed: {exc}") from None
         return rejected
 
     def delete_all(self) -> None:
-        self._delete_by_query({"match_all": {}})
-
-    def _delete_by_query(self, query: dict[str, Any]) -> None:
-        try:
+        with map_exceptions(f"empty the index {self.name}"):
             self.client.delete_by_query(
-                index=self.name, query=query, conflicts="proceed", refresh=True, slices="auto"
+                index=self.name,
+                query={"match_all": {}},
+                conflicts="proceed",
+                refresh=True,
+                slices="auto",
             )
-        except (ApiError, TransportError) as exc:
-            raise EngineError(f"Elasticsearch delete_by_query failed: {exc}") from None
 
     def commit(self) -> None:
-        try:
+        with map_exceptions(f"refresh the index {self.name}"):
             self.client.indices.refresh(index=self.name)
-        except (ApiError, TransportError) as exc:
-            raise EngineError(f"Elasticsearch refresh failed: {exc}") from None
 
     def close(self) -> None:
         pass  # the store owns the client
@@ -227,29 +218,23 @@ class ElasticsearchIndex:
     # -- reads -------------------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> Page:
-        compiled = self._compile(query)
-        if compiled is None:
-            return Page([], 0)
-        sort_name = query.effective_sort
-        sort: list[Any] = ["_score", {"id": "asc"}]
-        if sort_name != "score":
-            field = _SORT_FIELDS[sort_name.lstrip("-")]
-            sort = [{field: "desc" if sort_name.startswith("-") else "asc"}, {"id": "asc"}]
+        """Hits in (sort key, id) order (epipe.index.paging), resumed by `search_after`."""
         extra: dict[str, Any] = {}
         if query.after is not None:
             extra["search_after"] = list(query.after)
-        try:
+        with map_exceptions(f"search the index {self.name}"):
+            compiled = self._compile(query)
+            if compiled is None:
+                return Page([], 0)
             result = self.client.search(
                 index=self.name,
                 query=compiled,
-                sort=sort,
+                sort=_sort(query),
                 from_=query.offset,
                 size=query.limit,
                 track_total_hits=True,
                 **extra,
             )
-        except ApiError as exc:
-            raise EngineError(f"Elasticsearch search failed: {exc}") from None
         hits = [
             Hit(document(h["_source"]), h.get("_score"), h["sort"][0])
             for h in result["hits"]["hits"]
@@ -260,19 +245,21 @@ class ElasticsearchIndex:
         wanted = [str(i) for i in ids]
         if not wanted:
             return {}
-        found = self.client.mget(index=self.name, ids=wanted)
+        with map_exceptions(f"read the index {self.name}"):
+            found = self.client.mget(index=self.name, ids=wanted)
         return {int(d["_id"]): document(d["_source"]) for d in found["docs"] if d.get("found")}
 
     def scan(self, batch: int = 5_000) -> Iterator[list[Document]]:
         after: list[Any] | None = None
         while True:
-            result = self.client.search(
-                index=self.name,
-                query={"match_all": {}},
-                sort=[{"id": "asc"}],
-                size=batch,
-                search_after=after,
-            )
+            with map_exceptions(f"read the index {self.name}"):
+                result = self.client.search(
+                    index=self.name,
+                    query={"match_all": {}},
+                    sort=[{"id": "asc"}],
+                    size=batch,
+                    search_after=after,
+                )
             hits = result["hits"]["hits"]
             if not hits:
                 return
@@ -280,7 +267,8 @@ class ElasticsearchIndex:
             after = hits[-1]["sort"]
 
     def count(self) -> int:
-        return int(self.client.count(index=self.name)["count"])
+        with map_exceptions(f"count the documents of {self.name}"):
+            return int(self.client.count(index=self.name)["count"])
 
     # -- query translation -------------------------------------------------------------------
 
@@ -332,6 +320,14 @@ class ElasticsearchIndex:
         if not must and not filters:
             return {"match_all": {}}
         return {"bool": {"must": must, "filter": filters}}
+
+
+def _sort(query: SearchQuery) -> list[Any]:
+    """The sort key, then the id: equal keys go by id (a cursor is (key, id))."""
+    order = order_of(query, SORT_FIELDS)
+    if order.field is None:
+        return ["_score", {"id": "asc"}]
+    return [{order.field: "desc" if order.descending else "asc"}, {"id": "asc"}]
 
 
 def _bounds(low: Any, high: Any) -> dict[str, Any]:

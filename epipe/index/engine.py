@@ -1,6 +1,10 @@
 """The port the index sink writes to and searches read from, with two adapters:
 `TantivyIndex` (embedded) and `ElasticsearchIndex` (scale-out). Both pass
-tests/contract/test_index_contract.py."""
+tests/contract/test_index_contract.py.
+
+Errors: an adapter raises EngineError when its engine fails (each translates its library's
+exceptions in one place, its `map_exceptions`), QueryError for a query that cannot be run
+as written; a document the engine refuses is returned by `upsert`, not raised."""
 
 from __future__ import annotations
 

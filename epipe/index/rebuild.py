@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from epipe.fs.reader import NamespaceReader
 from epipe.index.engine import IndexStore, SearchIndex
 from epipe.index.state import DocumentSource
 from epipe.lsn import lsn_from_str
@@ -41,7 +42,7 @@ def rebuild(
             row = conn.execute("SELECT pg_current_wal_lsn()::text, count(*) FROM inodes").fetchone()
             assert row is not None
             version, total = lsn_from_str(row[0]), int(row[1])
-            for docs, left_out in DocumentSource(conn).everything(version):
+            for docs, left_out in DocumentSource(NamespaceReader(conn)).everything(version):
                 rejected.extend(index.upsert(docs))
                 skipped.extend(left_out)
                 documents += len(docs)

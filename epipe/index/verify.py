@@ -13,9 +13,10 @@ from typing import Any
 
 import psycopg
 
+from epipe.fs.reader import NamespaceReader, chunked
 from epipe.index.document import Document
 from epipe.index.engine import SearchIndex
-from epipe.index.state import DocumentSource, chunked
+from epipe.index.state import DocumentSource
 
 IGNORED = frozenset({"version"})
 CHUNK = 2_000
@@ -52,7 +53,7 @@ def verify(
     conn: psycopg.Connection, index: SearchIndex, only: Iterable[int] | None = None
 ) -> Drift:
     """Drift between the index and the database (for `only` these ids, if given)."""
-    state = DocumentSource(conn)
+    state = DocumentSource(NamespaceReader(conn))
     drift = Drift()
     if only is not None:
         ids = sorted(set(only))

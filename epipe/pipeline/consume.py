@@ -3,20 +3,24 @@
 Per batch: poll, add each event to the sink (an event the sink rejects goes to the dead
 letters with its reason, and the batch goes on), flush the sink, commit the subscription,
 record the position. An error that is not a rejection fails the subscription, so the source
-never confirms past events this consumer did not apply.
+never confirms past events this consumer did not apply. Between batches a consumer whose
+sink can rebuild its view serves rebuild requests.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from epipe import events as ev
 from epipe.bus import Subscription
+from epipe.pipeline.rebuilds import RebuildRequests
 from epipe.pipeline.store import PipelineStore
-from epipe.sink import Rejected, Sink
+from epipe.sink import Rebuildable, Rejected, Sink
 
 log = logging.getLogger(__name__)
+REQUEST_POLL_SECONDS = 2.0
 
 
 class Consumer:
@@ -27,6 +31,8 @@ class Consumer:
         sink: Sink,
         store: PipelineStore,
         *,
+        serves_search: bool = False,
+        rebuilds: RebuildRequests | None = None,
         batch: int = 2_000,
         poll_timeout: float = 0.1,
     ) -> None:
@@ -34,16 +40,19 @@ class Consumer:
         self.subscription = subscription
         self.sink = sink
         self.store = store
+        self.rebuilds = rebuilds if isinstance(sink, Rebuildable) else None
         self.batch = batch
         self.poll_timeout = poll_timeout
         self.applied = 0
         self.dead_letters = 0
-        store.register(name)
+        self._last_request_check = 0.0
+        store.register(name, serves_search=serves_search)
 
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
                 self.step()
+                self.serve_requests()
         except BaseException as exc:
             log.error("consumer %s stopped: %s", self.name, exc)
             self.subscription.fail(exc)
@@ -74,3 +83,23 @@ class Consumer:
         self.store.add_counts(self.name, len(events), len(events) - rejected)
         self.applied += len(events)
         return len(events)
+
+    def serve_requests(self) -> None:
+        """Take a rebuild request, if one waits, and serve it (now and then)."""
+        now = time.monotonic()
+        if self.rebuilds is None or now - self._last_request_check < REQUEST_POLL_SECONDS:
+            return
+        self._last_request_check = now
+        request = self.rebuilds.take()
+        if request is None:
+            return
+        sink, requests = self.sink, self.rebuilds
+        assert isinstance(sink, Rebuildable)
+        error = None
+        try:
+            summary = sink.rebuild(lambda done, total: requests.progress(request, done, total))
+            log.info("consumer %s: %s", self.name, summary)
+        except Exception as exc:  # the old generation stays current: report, go on
+            error = str(exc)
+            log.error("consumer %s: rebuilding failed: %s", self.name, exc)
+        requests.finish(request, error)

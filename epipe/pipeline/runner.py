@@ -1,51 +1,57 @@
-"""Runner: the tailer and the consumers of one process, started and stopped together.
+"""Runner: a tailer and consumers in one process, started and stopped together.
 
-Embedded mode: tailer -> InProcessBus -> consumer threads. Scale-out: the tailer publishes
-to Kafka (`epipe tail`) and each consumer process subscribes with its own group.
+Embedded mode: source -> tailer -> in-process bus -> consumer threads. Scale-out: the tailer
+alone publishes to Kafka (`epipe tail`), and each consumer process (`epipe consume NAME`)
+runs its consumers alone. The runner is handed its parts, built by the composition root
+(epipe/wiring.py); it only starts, joins and stops them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 
-from epipe.bus import Bus, Subscription
-from epipe.bus.inprocess import InProcessBus
-from epipe.errors import ConfigError, EpipeError
+from epipe.bus import Bus
+from epipe.errors import EpipeError
 from epipe.pipeline.consume import Consumer
+from epipe.pipeline.rebuilds import RebuildRequests
 from epipe.pipeline.store import PipelineStore
 from epipe.pipeline.tail import Tailer
-from epipe.settings import Settings
 from epipe.sink import Sink
-from epipe.source.backfill import Backfill
-from epipe.source.postgres import PostgresSource
+from epipe.source import Source
 
 log = logging.getLogger(__name__)
-SinkFactory = Callable[[], Sink]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A consumer to run: its name (its group on Kafka), how to open its sink, and whether
+    read-your-writes searches wait for it."""
+
+    name: str
+    sink: Callable[[], Sink]
+    serves_search: bool = False
 
 
 class Runner:
     def __init__(
         self,
-        dsn: str,
-        settings: Settings,
         *,
-        sinks: dict[str, SinkFactory],
-        tail: bool = True,
-        backfill: bool = False,
-        backfill_chunk: int | None = None,
+        bus: Bus,
+        store: Callable[[], PipelineStore],
+        consumers: Sequence[ConsumerSpec] = (),
+        source: Source | None = None,
     ) -> None:
-        self.dsn = dsn
-        self.settings = settings
-        self.sink_factories = sinks
-        self.tail = tail
-        self.force_backfill = backfill
-        self.backfill_chunk = backfill_chunk
+        self.bus = bus
+        self.store = store  # a new store (and connection) per part
+        self.specs = consumers
+        self.source = source
         self.tailer: Tailer | None = None
         self.consumers: list[Consumer] = []
-        self.ready = threading.Event()  # set once the slot exists and the stream is open
+        self.ready = threading.Event()  # set once the source is open (or there is none)
         self._errors: list[BaseException] = []
 
     def run(self, stop: threading.Event) -> None:
@@ -55,29 +61,21 @@ class Runner:
         apply), then the consumers."""
         consumers_stop = threading.Event()
         with ExitStack() as stack:
-            bus = self._bus(stack)
-            threads = []
-            for name, factory in self.sink_factories.items():
-                consumer = Consumer(
-                    name,
-                    self._subscribe(bus, name, stack),
-                    _closing(stack, factory()),
-                    _store(stack, self.dsn),
+            stack.callback(self.bus.close)
+            threads = [
+                threading.Thread(
+                    target=self._guard,
+                    args=(self._consumer(spec, stack).run, consumers_stop, stop),
+                    name=f"consumer-{spec.name}",
+                    daemon=True,
                 )
-                self.consumers.append(consumer)
-                threads.append(
-                    threading.Thread(
-                        target=self._guard,
-                        args=(consumer.run, consumers_stop, stop),
-                        name=f"consumer-{name}",
-                        daemon=True,
-                    )
-                )
+                for spec in self.specs
+            ]
             for thread in threads:
                 thread.start()
             try:
-                if self.tail:
-                    self._run_tailer(bus, stop, stack)
+                if self.source is not None:
+                    self._run_tailer(self.source, stop, stack)
                 else:
                     self.ready.set()
                     while not stop.wait(0.2) and not self._errors:
@@ -88,6 +86,25 @@ class Runner:
                     thread.join(timeout=30)
             if self._errors:
                 raise self._errors[0]
+
+    def _consumer(self, spec: ConsumerSpec, stack: ExitStack) -> Consumer:
+        store = self._store(stack)
+        subscription = self.bus.subscribe(
+            spec.name, lambda raw, why: store.dead_letter(spec.name, why, raw=raw)
+        )
+        stack.callback(subscription.close)
+        sink = spec.sink()
+        stack.callback(sink.close)
+        consumer = Consumer(
+            spec.name,
+            subscription,
+            sink,
+            store,
+            serves_search=spec.serves_search,
+            rebuilds=RebuildRequests(store.connection),
+        )
+        self.consumers.append(consumer)
+        return consumer
 
     def _guard(
         self,
@@ -101,62 +118,11 @@ class Runner:
             self._errors.append(exc)
             stop.set()  # one part failed: the whole pipeline stops
 
-    def _bus(self, stack: ExitStack) -> Bus:
-        if self.settings.bus == "inprocess":
-            return InProcessBus()
-        if not self.settings.kafka_bootstrap:
-            raise ConfigError("EPIPE_BUS=kafka needs EPIPE_KAFKA_BOOTSTRAP (host:port of a broker)")
-        from epipe.bus.kafka import KafkaBus
-
-        bus = KafkaBus(
-            self.settings.kafka_bootstrap,
-            partitions=self.settings.kafka_partitions,
-            replication=self.settings.kafka_replication,
-        )
-        stack.callback(bus.close)
-        return bus
-
-    def _subscribe(self, bus: Bus, name: str, stack: ExitStack) -> Subscription:
-        if isinstance(bus, InProcessBus):
-            subscription: Subscription = bus.subscribe(name)
-        else:
-            from epipe.bus.kafka import KafkaSubscription
-
-            store = _store(stack, self.dsn)
-            assert self.settings.kafka_bootstrap
-            subscription = KafkaSubscription(
-                self.settings.kafka_bootstrap,
-                name,
-                on_invalid=lambda raw, why: store.dead_letter(name, why, raw=raw),
-            )
-        stack.callback(subscription.close)
-        return subscription
-
-    def _run_tailer(self, bus: Bus, stop: threading.Event, stack: ExitStack) -> None:
-        source = PostgresSource(
-            self.dsn, slot=self.settings.slot, publication=self.settings.publication
-        )
+    def _run_tailer(self, source: Source, stop: threading.Event, stack: ExitStack) -> None:
         stack.callback(source.close)
-        slot = source.prepare()
-        chunks = {t: self.backfill_chunk for t in source.tables} if self.backfill_chunk else None
-        backfill = Backfill(
-            _store(stack, self.dsn),
-            source.emit_message,
-            source.control,
-            source.slot,
-            chunk_rows=chunks,
-        )
-        if slot.created or self.force_backfill:
-            backfill.start(source.tables)
-        source.start()
+        self.tailer = Tailer(source, self.bus, store=self._store(stack))
+        self.tailer.open()
         self.ready.set()
-        self.tailer = Tailer(
-            source,
-            bus,
-            backfill=backfill,
-            store=_store(stack, self.dsn),
-            heartbeat_interval=self.settings.heartbeat_interval,
-        )
         try:
             self.tailer.run(stop)
         except EpipeError:
@@ -164,13 +130,7 @@ class Runner:
                 raise self._errors[0] from None
             raise
 
-
-def _store(stack: ExitStack, dsn: str) -> PipelineStore:
-    store = PipelineStore(dsn)
-    stack.callback(store.close)
-    return store
-
-
-def _closing(stack: ExitStack, sink: Sink) -> Sink:
-    stack.callback(sink.close)
-    return sink
+    def _store(self, stack: ExitStack) -> PipelineStore:
+        store = self.store()
+        stack.callback(store.close)
+        return store

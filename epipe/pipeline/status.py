@@ -1,54 +1,66 @@
 """Where the pipeline stands: slot, retained WAL, consumers' positions and lag, dead letters;
-and waiting until every consumer has applied a token."""
+who is behind a token, and waiting until nobody is."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from epipe.lsn import lsn_from_str, lsn_to_str
-from epipe.pipeline.store import PipelineStore
+from epipe.pipeline.store import ConsumerPosition, PipelineStore
+from epipe.source.slot import slot_state
+
+
+@dataclass(frozen=True)
+class Lag:
+    """A consumer that has not applied a token yet."""
+
+    consumer: str
+    applied_lsn: int
+    lag_bytes: int  # from its position to the token
+    lag_seconds: float  # age of the last change it applied
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "consumer": self.consumer,
+            "applied": lsn_to_str(self.applied_lsn),
+            "lag_bytes": self.lag_bytes,
+            "lag_seconds": round(self.lag_seconds, 3),
+        }
 
 
 def status(conn: psycopg.Connection, slot: str) -> dict[str, Any]:
     """Everything `epipe status` shows, as JSON-ready values."""
-    current = _current_lsn(conn)
-    row = conn.execute(
-        "SELECT active, active_pid, restart_lsn::text, confirmed_flush_lsn::text, wal_status "
-        "FROM pg_replication_slots WHERE slot_name = %s",
-        [slot],
-    ).fetchone()
+    current = current_lsn(conn)
+    state = slot_state(conn, slot)
     slot_info: dict[str, Any] | None = None
     retained = 0
-    if row is not None:
-        active, pid, restart, confirmed, wal_status = row
-        retained = max(0, current - lsn_from_str(restart)) if restart else 0
+    if state is not None:
+        retained = max(0, current - state.restart_lsn) if state.restart_lsn else 0
+        confirmed = state.confirmed_lsn
         slot_info = {
             "name": slot,
-            "active": active,
-            "pid": pid,
-            "restart_lsn": restart,
-            "confirmed_lsn": confirmed,
-            "wal_status": wal_status,
-            "lag_bytes": max(0, current - lsn_from_str(confirmed)) if confirmed else None,
+            "active": state.active,
+            "pid": state.active_pid,
+            "restart_lsn": lsn_to_str(state.restart_lsn) if state.restart_lsn else None,
+            "confirmed_lsn": lsn_to_str(confirmed) if confirmed else None,
+            "wal_status": state.wal_status,
+            "lag_bytes": max(0, current - confirmed) if confirmed else None,
         }
     store = PipelineStore.on(conn)
     dead = store.dead_letter_counts()
-    now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
     consumers = []
     for position in store.positions():
-        lag_bytes = max(0, current - position.applied_lsn)
-        lag_seconds = 0.0
-        if lag_bytes and position.committed_at is not None:
-            lag_seconds = max(0.0, (now - position.committed_at).total_seconds())
+        lag = _lag(position, current)
         consumers.append(
             {
                 "name": position.name,
                 "applied_lsn": lsn_to_str(position.applied_lsn),
-                "lag_bytes": lag_bytes,
-                "lag_seconds": round(lag_seconds, 3),
+                "lag_bytes": lag.lag_bytes,
+                "lag_seconds": round(lag.lag_seconds, 3),
                 "updated_at": position.updated_at.isoformat(),
                 "dead_letters": dead.get(position.name, 0),
             }
@@ -62,25 +74,37 @@ def status(conn: psycopg.Connection, slot: str) -> dict[str, Any]:
     }
 
 
-def _current_lsn(conn: psycopg.Connection) -> int:
+def current_lsn(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
     assert row is not None
     return lsn_from_str(row[0])
 
 
+def lags(conn: psycopg.Connection, token: int, *, serving_search: bool = False) -> list[Lag]:
+    """Every consumer's distance to `token` (only those serving search, if asked); a
+    consumer at or past the token has no lag."""
+    positions = PipelineStore.on(conn).positions(serving_search=serving_search)
+    return [_lag(position, token) for position in positions]
+
+
+def _lag(position: ConsumerPosition, token: int) -> Lag:
+    behind = max(0, token - position.applied_lsn)
+    return Lag(position.name, position.applied_lsn, behind, position.lag_seconds if behind else 0.0)
+
+
 def behind(conn: psycopg.Connection, slot: str, token: int) -> list[str]:
     """Who has not yet applied `token`: 'slot <name>' and consumer names (empty: all have)."""
     out = []
-    row = conn.execute(
-        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", [slot]
-    ).fetchone()
-    if row is None or row[0] is None:
+    state = slot_state(conn, slot)
+    if state is None or state.confirmed_lsn is None:
         out.append(f"slot {slot} (missing)")
-    elif lsn_from_str(row[0]) < token:
-        out.append(f"slot {slot} at {row[0]}")
-    for position in PipelineStore.on(conn).positions():
-        if position.applied_lsn < token:
-            out.append(f"{position.name} at {lsn_to_str(position.applied_lsn)}")
+    elif state.confirmed_lsn < token:
+        out.append(f"slot {slot} at {lsn_to_str(state.confirmed_lsn)}")
+    out.extend(
+        f"{lag.consumer} at {lsn_to_str(lag.applied_lsn)}"
+        for lag in lags(conn, token)
+        if lag.lag_bytes
+    )
     return out
 
 
@@ -89,7 +113,7 @@ def wait(
 ) -> tuple[int, list[str]]:
     """Block until every consumer has applied `token` (default: the current end of the WAL).
     Returns the token and who is still behind (empty on success)."""
-    target = _current_lsn(conn) if token is None else token
+    target = current_lsn(conn) if token is None else token
     deadline = time.monotonic() + timeout
     while True:
         lagging = behind(conn, slot, target)

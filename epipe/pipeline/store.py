@@ -25,6 +25,8 @@ class ConsumerPosition:
     applied_lsn: int
     committed_at: datetime | None
     updated_at: datetime
+    serves_search: bool
+    lag_seconds: float  # age of the last applied change's commit (0 when nothing is behind)
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,26 @@ class PipelineStore:
         store._conn = conn
         return store
 
+    @property
+    def connection(self) -> psycopg.Connection:
+        return self._conn
+
     def close(self) -> None:
         self._conn.close()
 
+    def __enter__(self) -> PipelineStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- consumers ---------------------------------------------------------------------------
 
-    def register(self, consumer: str) -> None:
+    def register(self, consumer: str, *, serves_search: bool = False) -> None:
         self._conn.execute(
-            "INSERT INTO epipe_consumers (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
-            [consumer],
+            "INSERT INTO epipe_consumers (name, serves_search) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET serves_search = EXCLUDED.serves_search",
+            [consumer, serves_search],
         )
 
     def record_position(self, consumer: str, lsn: int, committed_at: str | None) -> None:
@@ -69,14 +82,18 @@ class PipelineStore:
             [consumer, lsn_to_str(lsn), committed_at],
         )
 
-    def positions(self) -> list[ConsumerPosition]:
+    def positions(self, *, serving_search: bool = False) -> list[ConsumerPosition]:
+        """Every consumer's position (only those that serve search, with `serving_search`);
+        lag in seconds is measured against the database's clock."""
         rows = self._conn.execute(
-            "SELECT name, applied_lsn::text, committed_at, updated_at FROM epipe_consumers "
-            "ORDER BY name"
+            "SELECT name, applied_lsn::text, committed_at, updated_at, serves_search, "
+            "coalesce(extract(epoch FROM now() - committed_at), 0)::float8 "
+            "FROM epipe_consumers WHERE serves_search OR NOT %s ORDER BY name",
+            [serving_search],
         ).fetchall()
         return [
-            ConsumerPosition(name, lsn_from_str(lsn), at, updated)
-            for name, lsn, at, updated in rows
+            ConsumerPosition(name, lsn_from_str(lsn), at, updated, serves, max(0.0, age))
+            for name, lsn, at, updated, serves, age in rows
         ]
 
     def forget(self, consumer: str) -> bool:

@@ -13,25 +13,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from epipe.errors import EpipeError
 
 Operator = Literal["=", "!=", ">", ">=", "<", "<=", "exists"]
 Sort = Literal["score", "name", "-name", "path", "-path", "size", "-size", "mtime", "-mtime"]
-SORTS: tuple[str, ...] = (
-    "score",
-    "name",
-    "-name",
-    "path",
-    "-path",
-    "size",
-    "-size",
-    "mtime",
-    "-mtime",
-)
+SORTS: tuple[str, ...] = get_args(Sort)
 MAX_LIMIT = 1000
 _OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
@@ -77,7 +67,6 @@ class SearchQuery:
     offset: int = 0
     projects: frozenset[str] | None = None  # None: every file (the superuser)
     after: tuple[Any, int] | None = None  # keyset cursor: (sort key, id) of the last hit seen
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def effective_sort(self) -> str:

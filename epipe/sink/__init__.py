@@ -8,7 +8,8 @@ only the engine can tell). Any other error stops the consumer, which then commit
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from epipe.errors import EpipeError
 from epipe.events import Event
@@ -27,3 +28,15 @@ class Sink(Protocol):
     def flush(self) -> list[Rejection]: ...
 
     def close(self) -> None: ...
+
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@runtime_checkable
+class Rebuildable(Protocol):
+    """A sink whose whole view can be rebuilt from the database on request (`epipe
+    reindex` while the pipeline runs); the consumer serves such requests between batches."""
+
+    def rebuild(self, progress: Progress) -> str:
+        """Rebuild the view; a one-line summary of what was done."""

@@ -13,7 +13,8 @@ Per batch, in this order:
 4. every other touched inode: re-read and rewrite (or delete, if it is gone);
 5. commit the index.
 
-Between batches it serves rebuild requests (`epipe reindex` while the pipeline runs).
+`rebuild` fills a new generation from one snapshot and swaps it in (`epipe reindex` while
+the pipeline runs: the consumer calls it between batches).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import psycopg
 
 from epipe import events as ev
 from epipe.events import Event
-from epipe.index.document import MAX_ANNOTATION_VALUES
+from epipe.fs.reader import NamespaceReader
+from epipe.index.document import MAX_ANNOTATION_VALUES, Document
 from epipe.index.engine import IndexStore, SearchIndex
 from epipe.index.rebuild import rebuild
 from epipe.index.state import DocumentSource, Skipped
-from epipe.sink import Rejection
+from epipe.sink import Progress, Rejection
 
 log = logging.getLogger(__name__)
-REQUEST_POLL_SECONDS = 2.0
 
 
 class IndexSink:
@@ -43,8 +44,8 @@ class IndexSink:
         self._conn = connect()
         self._store = store
         self.index: SearchIndex = store.current(writable=True)
-        self._state = DocumentSource(self._conn)
-        self._last_request_check = 0.0
+        self._reader = NamespaceReader(self._conn)
+        self._state = DocumentSource(self._reader)
         self._reset()
 
     def _reset(self) -> None:
@@ -96,17 +97,16 @@ class IndexSink:
                 self._rebuild(self._refresh, rejections)
                 return rejections
             if self._paths_stale:
-                self._state.forget_paths()
+                self._reader.forget_paths()
             index = self.index
             if self._deleted:
                 index.delete(self._deleted, self._deleted_at)
             if self._touched or self._moved_dirs:
-                self._state.read_after(self._xids, lambda: self._rewrite(rejections))
+                self._reader.read_after(self._xids, lambda: self._rewrite(rejections))
             if self._touched or self._deleted or self._moved_dirs:
                 index.commit()
         finally:
             self._reset()
-        self._serve_requests()
         return rejections
 
     def _rewrite(self, rejections: list[Rejection]) -> None:
@@ -123,7 +123,7 @@ class IndexSink:
         self._write(docs, skipped, self._cause.__getitem__, rejections)
 
     def _write(
-        self, docs: list[dict[str, Any]], skipped: Skipped, cause: Any, rejections: list[Rejection]
+        self, docs: list[Document], skipped: Skipped, cause: Any, rejections: list[Rejection]
     ) -> None:
         for inode_id, reason in self.index.upsert(docs):
             rejections.append((cause(inode_id), reason))
@@ -137,46 +137,17 @@ class IndexSink:
         for inode_id, reason in report.rejected:
             rejections.append((cause, f"inode {inode_id}: {reason}"))
 
-    # -- rebuild requests ----------------------------------------------------------------------
-
-    def _serve_requests(self) -> None:
-        now = time.monotonic()
-        if now - self._last_request_check < REQUEST_POLL_SECONDS:
-            return
-        self._last_request_check = now
-        row = self._conn.execute(
-            "UPDATE epipe_index_requests SET started_at = now() WHERE id = (SELECT id FROM "
-            "epipe_index_requests WHERE finished_at IS NULL AND started_at IS NULL "
-            "ORDER BY id LIMIT 1) RETURNING id"
-        ).fetchone()
-        if row is None:
-            return
-        request = row[0]
+    def rebuild(self, progress: Progress) -> str:
+        """A new generation from one snapshot, swapped in; the sink writes to it from now on."""
         time.sleep(0.05)  # a change just decoded is visible to new snapshots by now
         self.index.close()
-        error = None
         try:
             with self._connect() as conn:
-                report, self.index = rebuild(
-                    conn,
-                    self._store,
-                    progress=lambda done, total: self._progress(request, done, total),
-                )
-            log.info("rebuilt the index: %s documents in %.1f s", report.documents, report.seconds)
-        except Exception as exc:
-            error = str(exc)
+                report, self.index = rebuild(conn, self._store, progress=progress)
+        except BaseException:
             self.index = self._store.current(writable=True)
-            log.error("rebuilding the index failed: %s", exc)
-        self._conn.execute(
-            "UPDATE epipe_index_requests SET finished_at = now(), error = %s WHERE id = %s",
-            [error, request],
-        )
-
-    def _progress(self, request: int, done: int, total: int) -> None:
-        self._conn.execute(
-            "UPDATE epipe_index_requests SET done = %s, total = %s WHERE id = %s",
-            [done, total, request],
-        )
+            raise
+        return f"rebuilt the index: {report.documents:,} documents in {report.seconds:.1f} s"
 
     def close(self) -> None:
         self.index.close()

@@ -1,14 +1,50 @@
-"""The source: PostgreSQL's change log (logical replication, pgoutput) as domain events.
+"""The source port: a change stream that yields batches of domain events and takes
+confirmations. The tailer (epipe/pipeline/tail.py) is its consumer.
 
-`pgoutput` decodes messages and `translate` turns them into events (both pure);
-`postgres` holds the replication stream, the publication and the slot; `backfill` brings
-rows that existed before the slot into the same stream.
+One adapter today: `PostgresSource` (`postgres`): PostgreSQL's change log through a logical
+replication slot (`slot`), pgoutput decoded (`pgoutput`) and translated to events
+(`translate`), both pure, with rows that predate the slot brought in by `backfill`.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple, Protocol
+
 from epipe.errors import EpipeError
+from epipe.events import Event
 
 
 class SourceError(EpipeError):
     """The change log cannot be read (no slot, lost connection, wrong configuration)."""
+
+
+class Batch(NamedTuple):
+    """Events read since the last batch, in commit order, and the source's position: every
+    change committed before `position` is in this batch or an earlier one. Events of a
+    transaction still being read may follow `position` (a large transaction arrives in
+    several batches); it only moves past a transaction once all of it has been read."""
+
+    events: list[Event]
+    position: int
+    records: int = 0  # records read from the change log for these events (for the metrics)
+
+
+class Source(Protocol):
+    """A change stream. `open` first; then `read` until done; `confirm` positions whose
+    events are durably handed on, so a restart resumes after them and never before the
+    last confirmed position."""
+
+    def open(self) -> int:
+        """Prepare what the stream needs and start it at the last confirmed position,
+        which it returns."""
+
+    def read(self, max_events: int, timeout: float) -> Batch:
+        """The next events (at most about `max_events`; none when idle after waiting up to
+        `timeout` seconds) with the position they reach."""
+
+    def confirm(self, position: int) -> None:
+        """Every change before `position` is durably handed on. Called again with a
+        position already confirmed, it tells the source the reader is alive (a long flush
+        must not let the stream time out)."""
+
+    def close(self) -> None: ...

@@ -105,13 +105,6 @@ class Backfill:
         """A chunk remains to be read and none is in flight."""
         return self.chunk is None and any(not step.done for step in self._plan)
 
-    @property
-    def finished(self) -> bool:
-        """Every row was read and the slot has passed the last chunk."""
-        return (
-            self.chunk is None and not self._done_chunks and all(step.done for step in self._plan)
-        )
-
     def read_chunk(self) -> None:
         """Low watermark, read the next chunk, high watermark (the stream brings both back)."""
         step = next((entry for entry in self._plan if not entry.done), None)

@@ -1,12 +1,16 @@
-"""PostgresSource: the replication stream of one slot, and the publication it reads.
+"""ReplicationSlot: the replication stream of one slot and the publication it reads; and
+`slot_state`, the one reader of `pg_replication_slots`.
 
 psycopg 3 has no replication protocol, so this module alone uses psycopg2's
-LogicalReplicationConnection; everything else speaks psycopg 3.
+LogicalReplicationConnection; everything else speaks psycopg 3. psycopg2's errors become
+SourceError here (`map_exceptions`), never beyond.
 """
 
 from __future__ import annotations
 
 import select
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -16,27 +20,57 @@ import psycopg2.extras
 from epipe.db.server import connect
 from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.source import SourceError
-from epipe.source.translate import CAPTURED
 
 STATUS_INTERVAL = 1  # seconds between position reports psycopg2 sends on its own
 
 
 @dataclass(frozen=True)
-class SlotInfo:
+class SlotState:
+    """A row of pg_replication_slots, positions as integers (None where the server has none)."""
+
     name: str
-    created: bool  # True when this start created the slot (a backfill is due)
-    confirmed_lsn: int
+    plugin: str
+    database: str
+    active: bool
+    active_pid: int | None
+    restart_lsn: int | None
+    confirmed_lsn: int | None
+    wal_status: str | None
 
 
-class PostgresSource:
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        slot: str = "epipe",
-        publication: str = "epipe",
-        tables: tuple[str, ...] = CAPTURED,
-    ) -> None:
+def slot_state(conn: psycopg.Connection, name: str) -> SlotState | None:
+    row = conn.execute(
+        "SELECT plugin, database, active, active_pid, restart_lsn::text, "
+        "confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = %s",
+        [name],
+    ).fetchone()
+    if row is None:
+        return None
+    plugin, database, active, pid, restart, confirmed, wal_status = row
+    return SlotState(
+        name,
+        plugin,
+        database,
+        active,
+        pid,
+        lsn_from_str(restart) if restart else None,
+        lsn_from_str(confirmed) if confirmed else None,
+        wal_status,
+    )
+
+
+@contextmanager
+def map_exceptions(what: str) -> Iterator[None]:
+    """psycopg2's errors as SourceError naming what failed."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SourceError(f"{what}: {reason}") from None
+
+
+class ReplicationSlot:
+    def __init__(self, dsn: str, *, slot: str, publication: str, tables: tuple[str, ...]) -> None:
         self.dsn = dsn
         self.slot = slot
         self.publication = publication
@@ -55,8 +89,9 @@ class PostgresSource:
             self._conn = connect(self.dsn)
         return self._conn
 
-    def prepare(self) -> SlotInfo:
-        """Create or check the publication and the slot; check replica identities."""
+    def prepare(self) -> bool:
+        """Create or check the publication and the slot, check replica identities; True when
+        the slot was created now (the rows it cannot see need a backfill)."""
         conn = self.control
         self._check_identity(conn)
         self._ensure_publication(conn)
@@ -88,47 +123,35 @@ class PostgresSource:
         elif (found[0] if found else None) != sorted(self.tables):
             conn.execute(f'ALTER PUBLICATION "{self.publication}" SET TABLE {tables}')
 
-    def _ensure_slot(self, conn: psycopg.Connection) -> SlotInfo:
-        row = conn.execute(
-            "SELECT plugin, database, confirmed_flush_lsn::text, active_pid FROM "
-            "pg_replication_slots WHERE slot_name = %s",
-            [self.slot],
-        ).fetchone()
-        if row is None:
+    def _ensure_slot(self, conn: psycopg.Connection) -> bool:
+        state = slot_state(conn, self.slot)
+        if state is None:
             created = conn.execute(
                 "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
                 [self.slot],
             ).fetchone()
             assert created is not None
             self._confirmed = lsn_from_str(created[0])
-            return SlotInfo(self.slot, True, self._confirmed)
-        plugin, database, confirmed, active_pid = row
-        if plugin != "pgoutput" or database != conn.info.dbname:
+            return True
+        if state.plugin != "pgoutput" or state.database != conn.info.dbname:
             raise SourceError(
-                f"replication slot {self.slot!r} exists for {plugin} on database "
-                f"{database}; choose another EPIPE_SLOT or drop it"
+                f"replication slot {self.slot!r} exists for {state.plugin} on database "
+                f"{state.database}; choose another EPIPE_SLOT or drop it"
             )
-        if active_pid is not None:
+        if state.active_pid is not None:
             raise SourceError(
                 f"replication slot {self.slot!r} is in use by process "
-                f"{active_pid}: another tailer runs (stop it, or use another "
+                f"{state.active_pid}: another tailer runs (stop it, or use another "
                 "EPIPE_SLOT)"
             )
-        self._confirmed = lsn_from_str(confirmed)
-        return SlotInfo(self.slot, False, self._confirmed)
-
-    def drop_slot(self) -> None:
-        self.control.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = %s",
-            [self.slot],
-        )
+        self._confirmed = state.confirmed_lsn or 0
+        return False
 
     # -- streaming ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Open the replication stream at the slot's confirmed position."""
-        try:
+        with map_exceptions(f"cannot stream slot {self.slot!r}"):
             self._repl = psycopg2.connect(
                 self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
             )
@@ -143,18 +166,12 @@ class PostgresSource:
                     "messages": "true",
                 },
             )
-        except psycopg2.Error as exc:
-            raise SourceError(f"cannot stream slot {self.slot!r}: {_reason(exc)}") from None
 
     def read(self) -> bytes | None:
         """The next pgoutput message, or None when none is waiting."""
         assert self._cursor is not None, "start() first"
-        try:
+        with map_exceptions(f"replication stream of {self.slot!r} broke"):
             message = self._cursor.read_message()
-        except psycopg2.Error as exc:
-            raise SourceError(
-                f"replication stream of {self.slot!r} broke: {_reason(exc)}"
-            ) from None
         return None if message is None else bytes(message.payload)
 
     def wait(self, timeout: float) -> None:
@@ -177,24 +194,18 @@ class PostgresSource:
         if lsn <= self._confirmed:
             return
         assert self._cursor is not None
-        try:
+        with map_exceptions(f"cannot confirm {lsn_to_str(lsn)}"):
             # forced: the server learns it now, not at psycopg2's next status interval
             self._cursor.send_feedback(  # type: ignore[no-untyped-call]
                 write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=True
             )
-        except psycopg2.Error as exc:
-            raise SourceError(f"cannot confirm {lsn_to_str(lsn)}: {_reason(exc)}") from None
         self._confirmed = lsn
 
     def keepalive(self, *, reply: bool = False) -> None:
         """Tell the server we are alive (and, with `reply`, ask for its position)."""
         assert self._cursor is not None
-        try:
+        with map_exceptions(f"replication stream of {self.slot!r} broke"):
             self._cursor.send_feedback(force=True, reply=reply)  # type: ignore[no-untyped-call]
-        except psycopg2.Error as exc:
-            raise SourceError(
-                f"replication stream of {self.slot!r} broke: {_reason(exc)}"
-            ) from None
 
     def emit_message(self, prefix: str, content: str) -> None:
         """Write a transactional logical message into the change log."""
@@ -208,7 +219,3 @@ class PostgresSource:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _reason(exc: psycopg2.Error) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -16,6 +16,7 @@ import orjson
 
 from epipe import events as ev
 from epipe.events import Event
+from epipe.fs.model import KINDS
 from epipe.source import pgoutput as pg
 
 _I16 = Struct(">h").unpack_from
@@ -24,7 +25,6 @@ _U32 = Struct(">I").unpack_from
 
 CAPTURED = ("inodes", "xattrs", "prov_ops")
 _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
-_KINDS = {"f": "file", "d": "dir"}
 _MOVE_COLUMNS = ("parent_id", "name")
 
 
@@ -70,7 +70,7 @@ RAW_CONVERTERS: dict[int, Callable[[bytes], Any]] = {
 }
 # per table: columns whose events spell a code out ("kind" 'f' -> "file")
 _OVERRIDES: dict[tuple[str, str], tuple[Callable[[str], Any], Callable[[bytes], Any]]] = {
-    ("inodes", "kind"): (lambda v: _KINDS.get(v, v), lambda v: _KINDS.get(v.decode(), "?")),
+    ("inodes", "kind"): (lambda v: KINDS.get(v, v), lambda v: KINDS.get(v.decode(), "?")),
 }
 
 
@@ -181,13 +181,6 @@ class Translator:
         elif kind is pg.Origin:
             self.origin = message.name  # type: ignore[union-attr]
         return []  # Type and logical Message carry no row data
-
-    def table(self, name: str) -> Table | None:
-        """The captured table `name` as last described by the stream."""
-        for oid, table in self._tables.items():
-            if self._names[oid] == name:
-                return table
-        return None
 
     def next_seq(self) -> int:
         seq = self._seq

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -116,7 +117,7 @@ def _hit(hit: Hit) -> SearchHit:
         type=doc["kind"],
         size=doc["size"],
         owner=doc["owner"],
-        modified=doc["mtime"],
+        modified=datetime.fromisoformat(doc["mtime"]),
         xattrs=doc["xattrs"],
         score=hit.score,
     )

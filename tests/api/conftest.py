@@ -15,11 +15,11 @@ from epipe import accounts
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.index.rebuild import rebuild
-from epipe.index.stores import open_store
 from epipe.settings import Settings
+from epipe.wiring import open_index_store
 from search_api import create_app
 
-FILES = {
+FILES: dict[str, dict[str, Any]] = {
     "/Projects/cars/img/a.jpg": {"labels": {"objects": {"bicycle": 4}, "camera": "front"}},
     "/Projects/cars/img/b.jpg": {"labels": {"objects": {"bicycle": 1}, "camera": "rear"}},
     "/Projects/cars/docs/readme.txt": {},
@@ -73,7 +73,7 @@ def world(
             store.client.indices.delete(index=name)
     populate(conn)
     settings = Settings(dsn=dsn, home=tmp_path, **engine)  # type: ignore[arg-type]
-    _, index = rebuild(conn, open_store(settings))
+    _, index = rebuild(conn, open_index_store(settings))
     index.close()
     tokens = {
         name: accounts.create_token(conn, name)

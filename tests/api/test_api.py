@@ -9,7 +9,7 @@ import psycopg
 
 from epipe.fs.namespace import Namespace
 from tests.api.conftest import World
-from tests.integration.pipeline_helpers import index_sinks, running
+from tests.integration.pipeline_helpers import index_consumer, running
 
 PROBLEM = "application/problem+json"
 
@@ -215,8 +215,8 @@ def test_operations_endpoints(world: World) -> None:
 def test_an_annotation_is_searchable_at_once_with_its_token(
     world: World, dsn: str, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    sinks = index_sinks(dsn, tmp_path / "index", world.settings)
-    with running(dsn, tmp_path, sinks=sinks) as pipeline:
+    consumer = index_consumer(dsn, tmp_path / "index", world.settings)
+    with running(dsn, tmp_path, consumers=[consumer]) as pipeline:
         pipeline.backfilled(conn)
         put = world.call(
             "PUT",

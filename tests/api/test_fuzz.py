@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,8 +18,8 @@ from hypothesis import HealthCheck, settings
 
 from epipe import accounts
 from epipe.index.rebuild import rebuild
-from epipe.index.stores import open_store
 from epipe.settings import Settings
+from epipe.wiring import open_index_store
 from search_api import create_app
 from tests.api.conftest import populate
 
@@ -30,7 +31,7 @@ schema = schemathesis.openapi.from_dict(create_app(Settings(home=Path("."))).ope
 def server(dsn: str, conn: psycopg.Connection, tmp_path: Path) -> Iterator[tuple[str, str]]:
     populate(conn)
     app_settings = Settings(dsn=dsn, home=tmp_path)  # type: ignore[arg-type]
-    _, index = rebuild(conn, open_store(app_settings))
+    _, index = rebuild(conn, open_index_store(app_settings))
     index.close()
     token = accounts.create_token(conn, "alice")
     with socket.socket() as probe:
@@ -50,7 +51,7 @@ def server(dsn: str, conn: psycopg.Connection, tmp_path: Path) -> Iterator[tuple
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_input_makes_the_api_fail(case: schemathesis.Case, server: tuple[str, str]) -> None:
+def test_no_input_makes_the_api_fail(case: schemathesis.Case[Any], server: tuple[str, str]) -> None:
     url, token = server
     response = case.call(base_url=url, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code < 500, (case.method, case.path, response.text)

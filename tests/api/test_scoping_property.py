@@ -25,8 +25,8 @@ from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.index.document import project_of
 from epipe.index.rebuild import rebuild
-from epipe.index.stores import open_store
 from epipe.settings import Settings
+from epipe.wiring import open_index_store
 from search_api import create_app
 from tests.conftest import TEMPLATE, _dsn_for, drop_database
 
@@ -80,7 +80,7 @@ def world(
             ns.setxattr(path, "labels", {"n": rng.randrange(10), "tag": rng.choice(WORDS)})
             paths.append(path)
         settings = Settings(dsn=dsn, home=Path(home))  # type: ignore[arg-type]
-        _, index = rebuild(conn, open_store(settings))
+        _, index = rebuild(conn, open_index_store(settings))
         index.close()
         tokens = {u: accounts.create_token(conn, u) for u in (*USERS, "root")}
     with TestClient(create_app(settings)) as client:

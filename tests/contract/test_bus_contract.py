@@ -30,16 +30,16 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         from epipe.bus.inprocess import InProcessBus
 
         bus = InProcessBus()
-        yield Harness("inprocess", bus, bus.subscribe)
+        yield Harness("inprocess", bus, lambda name: bus.subscribe(name, _ignore))
         return
     bootstrap = request.getfixturevalue("kafka_bootstrap")
-    from epipe.bus.kafka import KafkaBus, KafkaSubscription
+    from epipe.bus.kafka import KafkaBus
 
     kafka = KafkaBus(bootstrap, partitions=3)
-    subscriptions: list[KafkaSubscription] = []
+    subscriptions: list[Subscription] = []
 
     def subscribe(group: str) -> Subscription:
-        subscription = KafkaSubscription(bootstrap, f"{group}-{next(_groups)}")
+        subscription = kafka.subscribe(f"{group}-{next(_groups)}", _ignore)
         subscriptions.append(subscription)
         return subscription
 
@@ -47,6 +47,10 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     for subscription in subscriptions:
         subscription.close()
     kafka.close()
+
+
+def _ignore(raw: bytes, why: str) -> None:
+    pass  # every record here is an event
 
 
 def change(lsn: int, seq: int, inode: int, kind: str = ev.INODE_UPDATED) -> Event:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+import psycopg
 
 from epipe.db.embedded import EmbeddedPostgres
 from epipe.db.migrate import migrate
@@ -18,8 +21,9 @@ from epipe.db.server import connect
 from epipe.fs.namespace import Namespace
 
 OUT = Path(__file__).with_name("pgoutput_v1.json")
+Step = Callable[[Namespace, psycopg.Connection], object]
 
-SCRIPT = [
+SCRIPT: list[tuple[str, Step]] = [
     ("mkdir", lambda ns, c: ns.mkdir("/d")),
     ("put", lambda ns, c: ns.put("/d/f", size=10)),
     # a value large and random enough to be TOASTed out of line

@@ -13,16 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
+from epipe import wiring
 from epipe.lsn import lsn_from_str
 from epipe.pipeline import status as pipeline_status
-from epipe.pipeline.runner import Runner, SinkFactory
+from epipe.pipeline.runner import ConsumerSpec, Runner
 from epipe.pipeline.store import PipelineStore
 from epipe.settings import Settings
-from epipe.sink.events_file import EventsFileSink
 
 _slots = itertools.count()
 
@@ -31,17 +30,11 @@ def new_slot() -> str:
     return f"s{os.getpid()}_{next(_slots)}"
 
 
-def index_sinks(dsn: str, root: Path, settings: Settings | None = None) -> dict[str, SinkFactory]:
+def index_consumer(dsn: str, root: Path, settings: Settings | None = None) -> ConsumerSpec:
     """The index consumer over a tantivy index under `root` (or the store of `settings`)."""
-    from epipe.db.server import connect
-    from epipe.index.stores import open_store
-    from epipe.index.tantivy import TantivyStore
-    from epipe.sink.index import IndexSink
-
-    def store() -> Any:
-        return open_store(settings) if settings is not None else TantivyStore(root)
-
-    return {"index": lambda: IndexSink(lambda: connect(dsn), store())}
+    if settings is not None:
+        return wiring.index_consumer(dsn, wiring.open_index_store(settings))
+    return wiring.index_consumer(dsn, wiring.open_tantivy_store(root))
 
 
 @dataclass
@@ -75,7 +68,7 @@ def running(
     tmp_path: Path,
     *,
     slot: str | None = None,
-    sinks: dict[str, SinkFactory] | None = None,
+    consumers: list[ConsumerSpec] | None = None,
     backfill_chunk: int | None = None,
     expect_failure: bool = False,
 ) -> Iterator[Running]:
@@ -83,8 +76,10 @@ def running(
     slot = slot or new_slot()
     events_file = tmp_path / f"{slot}.jsonl"
     settings = Settings(dsn=dsn, slot=slot, home=tmp_path, heartbeat_interval=0.2)  # type: ignore[arg-type]
-    factories = sinks if sinks is not None else {"file": lambda: EventsFileSink(events_file)}
-    runner = Runner(dsn, settings, sinks=factories, backfill_chunk=backfill_chunk)
+    if consumers is None:
+        consumers = [wiring.events_file_consumer(events_file)]
+    source = wiring.open_source(settings, dsn, backfill_chunk=backfill_chunk)
+    runner = wiring.runner(settings, dsn, consumers, source=source)
     handle = Running(runner, slot, events_file)
     stop = threading.Event()
 

@@ -11,6 +11,7 @@ import psycopg
 from epipe import events as ev
 from epipe.events import Event
 from epipe.events.codec import decode
+from epipe.fs.model import KINDS
 
 InodeKey = int
 XattrKey = tuple[int, str, str]
@@ -50,8 +51,13 @@ class Model:
         elif event.type == ev.PROV_OP:
             self.prov.add(data["op"]["id"])
         elif event.type == ev.TABLE_TRUNCATED:
+            tables: dict[str, dict[Any, Any] | set[int]] = {
+                "inodes": self.inodes,
+                "xattrs": self.xattrs,
+                "prov_ops": self.prov,
+            }
             for table in data["tables"]:
-                {"inodes": self.inodes, "xattrs": self.xattrs, "prov_ops": self.prov}[table].clear()
+                tables[table].clear()
 
     @classmethod
     def of(cls, events: list[Event]) -> Model:
@@ -63,11 +69,10 @@ class Model:
     @classmethod
     def from_database(cls, conn: psycopg.Connection) -> Model:
         model = cls()
-        kinds = {"f": "file", "d": "dir"}
         for id_, parent, name, kind, size in conn.execute(
             "SELECT id, parent_id, name, kind, size FROM inodes"
         ):
-            model.inodes[id_] = (parent, name, kinds[kind], size)
+            model.inodes[id_] = (parent, name, KINDS[kind], size)
         for inode_id, namespace, name, value in conn.execute(
             "SELECT inode_id, namespace, name, value::text FROM xattrs"
         ):
@@ -77,10 +82,11 @@ class Model:
 
     def differences(self, other: Model) -> list[str]:
         out = []
-        for label, mine, theirs in (
+        pairs: tuple[tuple[str, dict[Any, Any], dict[Any, Any]], ...] = (
             ("inode", self.inodes, other.inodes),
             ("xattr", self.xattrs, other.xattrs),
-        ):
+        )
+        for label, mine, theirs in pairs:
             for key in mine.keys() | theirs.keys():
                 if mine.get(key) != theirs.get(key):
                     out.append(f"{label} {key}: {mine.get(key)!r} != {theirs.get(key)!r}")

@@ -15,6 +15,7 @@ from epipe import events as ev
 from epipe.events import Event
 from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
+from epipe.pipeline.runner import ConsumerSpec
 from epipe.pipeline.store import PipelineStore
 from epipe.sink import Rejected
 from epipe.sink.events_file import EventsFileSink
@@ -74,7 +75,11 @@ def test_the_slot_does_not_advance_when_a_sink_flush_fails(
     slot = new_slot()
     path = tmp_path / "flaky.jsonl"
     with running(
-        dsn, tmp_path, slot=slot, sinks={"flaky": lambda: FlakySink(path)}, expect_failure=True
+        dsn,
+        tmp_path,
+        slot=slot,
+        consumers=[ConsumerSpec("flaky", lambda: FlakySink(path))],
+        expect_failure=True,
     ) as pipeline:
         pipeline.wait(conn, ns.mkdir("/before").token)
         before = confirmed(conn, slot)
@@ -89,7 +94,9 @@ def test_the_slot_does_not_advance_when_a_sink_flush_fails(
     assert confirmed(conn, slot) >= before
     # a restart delivers the change again
     failing.clear()
-    with running(dsn, tmp_path, slot=slot, sinks={"flaky": lambda: FlakySink(path)}) as again:
+    with running(
+        dsn, tmp_path, slot=slot, consumers=[ConsumerSpec("flaky", lambda: FlakySink(path))]
+    ) as again:
         again.wait(conn, lost)
     names = [e.data["inode"]["name"] for e in read_events(path) if e.type == ev.INODE_CREATED]
     assert "during" in names
@@ -105,7 +112,9 @@ def test_a_rejected_event_is_dead_lettered_and_the_pipeline_goes_on(
             super().add(event)
 
     path = tmp_path / "picky.jsonl"
-    with running(dsn, tmp_path, sinks={"picky": lambda: PickySink(path)}) as pipeline:
+    with running(
+        dsn, tmp_path, consumers=[ConsumerSpec("picky", lambda: PickySink(path))]
+    ) as pipeline:
         pipeline.backfilled(conn)
         ns.put("/f")
         ns.setxattr("/f", "poison", 1)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from epipe.cli import cli
 from epipe.fs.namespace import Namespace
+from epipe.wiring import CONSUMERS
 from tests.integration.pipeline_helpers import running
 
 
@@ -32,7 +33,7 @@ def test_status_and_wait_follow_a_running_pipeline(
         assert state["slot"]["active"] is True
         assert isinstance(state["retained_wal_bytes"], int)
         (consumer,) = state["consumers"]
-        assert consumer["name"] == "file" and consumer["dead_letters"] == 0
+        assert consumer["name"] == "events-file" and consumer["dead_letters"] == 0
         assert set(consumer) == {
             "name",
             "applied_lsn",
@@ -42,7 +43,7 @@ def test_status_and_wait_follow_a_running_pipeline(
             "dead_letters",
         }
         text = invoke(dsn, "status", EPIPE_SLOT=pipeline.slot).stdout
-        assert "retained WAL" in text and "consumer file: applied" in text
+        assert "retained WAL" in text and "consumer events-file: applied" in text
         assert invoke(dsn, "wait", "--timeout", "30", EPIPE_SLOT=pipeline.slot).exit_code == 0
 
 
@@ -66,3 +67,17 @@ def test_tail_needs_kafka(dsn: str) -> None:
     missing = invoke(dsn, "tail", EPIPE_BUS="kafka")
     assert missing.exit_code == 1
     assert "EPIPE_KAFKA_BOOTSTRAP" in missing.stderr
+
+
+def test_consume_lists_the_registered_consumers(dsn: str) -> None:
+    result = invoke(dsn, "consume", "--help")
+    assert result.exit_code == 0
+    for name, entry in CONSUMERS.items():
+        assert name in result.stdout and entry.summary in " ".join(result.stdout.split())
+
+
+def test_consume_of_an_unknown_consumer_fails_naming_the_registered_ones(dsn: str) -> None:
+    result = invoke(dsn, "consume", "nope", EPIPE_BUS="kafka")
+    assert result.exit_code == 2
+    assert "Invalid value for 'NAME': 'nope' is not" in result.stderr
+    assert all(repr(name) in result.stderr for name in CONSUMERS)

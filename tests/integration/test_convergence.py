@@ -22,6 +22,7 @@ from epipe.db.embedded import EmbeddedPostgres
 from epipe.db.server import connect
 from epipe.errors import FsError
 from epipe.fs.namespace import Namespace
+from epipe.index.document import Document
 from epipe.index.rebuild import rebuild
 from epipe.index.tantivy import TantivyStore
 from epipe.index.verify import same
@@ -170,7 +171,7 @@ def apply(world: World, root: str, step: tuple[Any, ...]) -> str:
     return f"{kind} {target}"
 
 
-def index_docs(store: TantivyStore) -> dict[int, dict[str, Any]]:
+def index_docs(store: TantivyStore) -> dict[int, Document]:
     return {doc["id"]: doc for batch in store.current(writable=False).scan() for doc in batch}
 
 

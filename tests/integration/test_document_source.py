@@ -9,6 +9,7 @@ import psycopg
 
 from epipe.db.server import connect
 from epipe.fs.namespace import Namespace
+from epipe.fs.reader import NamespaceReader
 from epipe.index.state import DocumentSource
 
 
@@ -19,7 +20,7 @@ def test_reads_wait_until_the_changes_of_the_batch_are_visible(
     # a moment; an open transaction stands in for that moment here.
     ns.put("/f", size=1)
     inode = ns.stat("/f").id
-    source = DocumentSource(conn)
+    source = DocumentSource(NamespaceReader(conn))
     with connect(dsn, autocommit=False) as writer:
         writer.execute("UPDATE inodes SET size = 2 WHERE id = %s", [inode])
         xid = writer.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]  # type: ignore[index]
@@ -29,7 +30,9 @@ def test_reads_wait_until_the_changes_of_the_batch_are_visible(
             docs, _, _ = source.documents({inode: 1})
             seen.append(docs[0]["size"])
 
-        reader = threading.Thread(target=lambda: source.read_after({int(xid) & 0xFFFFFFFF}, read))
+        reader = threading.Thread(
+            target=lambda: source.reader.read_after({int(xid) & 0xFFFFFFFF}, read)
+        )
         reader.start()
         time.sleep(0.3)
         assert seen == [] and reader.is_alive()  # waiting, not reading the old size
@@ -42,6 +45,6 @@ def test_reads_without_pending_transactions_go_ahead(
     conn: psycopg.Connection, ns: Namespace
 ) -> None:
     ns.put("/g")
-    source = DocumentSource(conn)
-    docs = source.read_after(set(), lambda: source.documents({ns.stat("/g").id: 1})[0])
+    source = DocumentSource(NamespaceReader(conn))
+    docs = source.reader.read_after(set(), lambda: source.documents({ns.stat("/g").id: 1})[0])
     assert [d["path"] for d in docs] == ["/g"]

@@ -39,7 +39,7 @@ def test_lifecycle_start_status_stop_restart(tmp_path: Path) -> None:
 
 def test_the_server_is_configured_for_logical_decoding(pg_server: EmbeddedPostgres) -> None:
     with connect(pg_server.dsn) as conn:
-        settings = dict(
+        settings: dict[str, str] = dict(
             conn.execute(
                 "SELECT name, setting FROM pg_settings WHERE name IN "
                 "('wal_level', 'synchronous_commit', 'max_replication_slots', 'listen_addresses')"

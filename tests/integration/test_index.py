@@ -17,7 +17,7 @@ from epipe.index.verify import verify
 from epipe.load.bulk import load_images
 from epipe.pipeline.store import PipelineStore
 from epipe.search.query import SearchQuery, parse_predicate
-from tests.integration.pipeline_helpers import index_sinks, running
+from tests.integration.pipeline_helpers import index_consumer, running
 
 
 def total(store: TantivyStore, **query: object) -> int:
@@ -30,7 +30,7 @@ def test_rm_r_and_mv_of_directories_reach_every_descendant(
     store = TantivyStore(tmp_path / "index")
     load_images(conn, Actor(), under="/data", count=1200, seed=3)
     files = conn.execute("SELECT count(*) FROM inodes WHERE kind = 'f'").fetchone()[0]  # type: ignore[index]
-    with running(dsn, tmp_path, sinks=index_sinks(dsn, tmp_path / "index")) as pipeline:
+    with running(dsn, tmp_path, consumers=[index_consumer(dsn, tmp_path / "index")]) as pipeline:
         pipeline.backfilled(conn)
         pipeline.wait(conn)
         assert total(store, type="file") == files
@@ -54,7 +54,7 @@ def test_an_annotation_too_large_to_index_is_dead_lettered_and_the_rest_goes_on(
     dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
 ) -> None:
     store = TantivyStore(tmp_path / "index")
-    with running(dsn, tmp_path, sinks=index_sinks(dsn, tmp_path / "index")) as pipeline:
+    with running(dsn, tmp_path, consumers=[index_consumer(dsn, tmp_path / "index")]) as pipeline:
         pipeline.backfilled(conn)
         ns.put("/f.bin")
         ns.setxattr("/f.bin", "points", [i % 10 for i in range(15_000)])  # 30 KB, 15,000 values
@@ -88,7 +88,7 @@ def test_reindex_swaps_in_a_new_index_while_searches_go_on(
             except BaseException as exc:
                 errors.append(exc)
 
-    with running(dsn, tmp_path, sinks=index_sinks(dsn, home / "index")) as pipeline:
+    with running(dsn, tmp_path, consumers=[index_consumer(dsn, home / "index")]) as pipeline:
         pipeline.backfilled(conn)
         pipeline.wait(conn)
         expected = total(store, xattr=query.xattr)

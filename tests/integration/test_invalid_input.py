@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 import pytest
 
@@ -35,7 +37,7 @@ def test_bad_paths_write_nothing(
     populated: Namespace, conn: psycopg.Connection, path: str, reason: str
 ) -> None:
     ns = populated
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: ns.mkdir(path),
         lambda: ns.mkdir(path, parents=True),
         lambda: ns.put(path, size=1),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -49,8 +50,11 @@ class User:
                 [sys.executable, "-m", "epipe", "run"], env=self.env, stdout=log, stderr=log
             )
 
-    def search(self, *args: str) -> dict[str, object]:
-        return json.loads(self.epipe("search", "--json", "--limit", "1000", *args).stdout)
+    def search(self, *args: str) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(
+            self.epipe("search", "--json", "--limit", "1000", *args).stdout
+        )
+        return found
 
 
 def bicycles_over(conn: psycopg.Connection, n: int, under: str) -> set[str]:
@@ -82,7 +86,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
 
     # annotation range query: exactly the images with more than three bicycles
     found = user.search("--xattr", "labels.objects.bicycle>3", "--under", root)
-    paths = {hit["path"] for hit in found["hits"]}  # type: ignore[index]
+    paths = {hit["path"] for hit in found["hits"]}
     assert paths == bicycles_over(conn, 3, root) and paths
 
     # annotate, then search with the token: found at once
@@ -91,7 +95,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
         "fs", "setxattr", target, "review", '{"by": "alice", "score": 9}', "--user", "alice"
     ).stdout.strip()
     user.epipe("wait", "--token", token, "--timeout", "30")
-    assert [h["path"] for h in user.search("--xattr", "review.score>=9")["hits"]] == [target]  # type: ignore[index]
+    assert [h["path"] for h in user.search("--xattr", "review.score>=9")["hits"]] == [target]
 
     # move a directory: new paths found, old ones gone
     user.epipe("fs", "mv", f"{root}/train", "/Projects/cars/training", "--user", "alice")
@@ -99,7 +103,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
     assert user.search("--under", f"{root}/train")["total"] == 0
     moved = user.search("--under", "/Projects/cars/training", "--type", "file")
     assert moved["total"] > 0
-    assert all(h["path"].startswith("/Projects/cars/training/") for h in moved["hits"])  # type: ignore[union-attr]
+    assert all(h["path"].startswith("/Projects/cars/training/") for h in moved["hits"])
 
     # kill -9 in the middle of a burst, change files while the pipeline is down, restart
     burst = subprocess.Popen(
@@ -136,7 +140,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
     user.epipe("wait", "--timeout", "120")
     for under in (root, "/Projects/cars/burst2"):
         found = user.search("--xattr", "labels.objects.bicycle>3", "--under", under)
-        assert {h["path"] for h in found["hits"]} == bicycles_over(conn, 3, under)  # type: ignore[union-attr]
+        assert {h["path"] for h in found["hits"]} == bicycles_over(conn, 3, under)
     assert user.search("--under", "/Projects/cars/training")["total"] == 0
     assert user.search("--under", "/Projects/cars/burst")["total"] == 0
     verify = user.epipe("verify", check=False)

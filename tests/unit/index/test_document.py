@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from epipe.index.document import (
+    FIELDS,
     MAX_ANNOTATION_VALUES,
     annotation_text,
     build,
@@ -58,6 +59,11 @@ def test_a_document_carries_path_ancestors_project_and_annotations() -> None:
     assert doc["mtime"] == "2026-01-02T03:04:05.600000+00:00"
     assert doc["xattrs"] == {"labels": labels}
     jsonschema.validate(doc, DOC_SCHEMA)
+
+
+def test_the_document_type_has_the_fields_of_the_schema() -> None:
+    assert set(FIELDS) == set(DOC_SCHEMA["properties"])
+    assert [f for f in FIELDS if f != "skipped"] == DOC_SCHEMA["required"]
 
 
 def test_the_root_and_directories() -> None:

@@ -93,9 +93,10 @@ def test_insert_values_are_text_and_nulls_none() -> None:
 def test_update_with_full_old_row_and_without_old_tuple() -> None:
     updates = of(pg.Update)
     full = [u for u in updates if u.old_kind == "O"]
-    assert full and all(len(u.old) == 10 for u in full)  # type: ignore[arg-type]
+    assert full and all(len(u.old or ()) == 10 for u in full)
     move = full[0]
-    assert move.old[9] == "f" and move.new[9] == "g"  # type: ignore[index]
+    assert move.old is not None
+    assert move.old[9] == "f" and move.new[9] == "g"
     plain = [u for u in updates if u.old_kind is None]
     assert plain and plain[0].old is None and plain[0].new[2] == "changed"
 

@@ -1,0 +1,119 @@
+"""SearchQuery -> tantivy query.
+
+Only the words are scored; every other clause is a filter adding 0 (as Elasticsearch's
+filter context). Nothing the user types reaches tantivy's query parser but the number of a
+range, formatted here, under a key whose every special character is escaped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import tantivy
+
+from epipe.index.tantivy.schema import tokens
+from epipe.search.query import Predicate, QueryError, SearchQuery
+
+_PARSER_SPECIAL = set('+-&|!(){}[]^"~*?:\\/ \t\n<>=')
+
+
+def compile_query(
+    query: SearchQuery, schema: tantivy.Schema, index: tantivy.Index, searcher: tantivy.Searcher
+) -> tantivy.Query | None:
+    """The tantivy query of `query`, or None when nothing can match (`index` parses ranges,
+    `searcher` finds the `under` directory)."""
+    q, occur = tantivy.Query, tantivy.Occur
+    scored: list[tantivy.Query] = []
+    filters: list[tantivy.Query] = []
+    if query.text:
+        words = tokens(query.text)
+        if not words:
+            raise QueryError("q", "has no searchable words")
+        scored.extend(q.term_query(schema, "text", word) for word in words)
+    if query.under not in (None, "/"):
+        directory = searcher.search(q.term_query(schema, "path", query.under), 1, count=False)
+        if not directory.hits:
+            return None
+        ids = searcher.fast_field_values("id", [directory.hits[0][1]])
+        filters.append(q.term_query(schema, "ancestors", ids[0]))
+    for field, value in (("kind", query.type), ("ext", query.ext), ("owner", query.owner)):
+        if value is not None:
+            filters.append(q.term_query(schema, field, value.lower() if field == "ext" else value))
+    if query.size_min is not None or query.size_max is not None:
+        filters.append(
+            q.range_query(
+                schema, "size", tantivy.FieldType.Unsigned, query.size_min, query.size_max
+            )
+        )
+    if query.modified_after is not None or query.modified_before is not None:
+        filters.append(
+            q.range_query(
+                schema,
+                "mtime",
+                tantivy.FieldType.Date,
+                _clamp(query.modified_after),
+                _clamp(query.modified_before),
+            )
+        )
+    filters.extend(_predicate(predicate, schema, index) for predicate in query.xattr)
+    if query.projects is not None:
+        if not query.projects:
+            return None
+        # A disjunction of terms: measured faster than a term set on a million files.
+        filters.append(
+            q.boolean_query(
+                [
+                    (occur.Should, q.term_query(schema, "project", project))
+                    for project in sorted(query.projects)
+                ]
+            )
+        )
+    clauses = scored + [q.const_score_query(f, 0.0) for f in filters]
+    if not clauses:
+        return q.all_query()
+    return q.boolean_query([(occur.Must, clause) for clause in clauses])
+
+
+def _predicate(predicate: Predicate, schema: tantivy.Schema, index: tantivy.Index) -> tantivy.Query:
+    q = tantivy.Query
+    path = "xattrs." + ".".join(predicate.keys)
+    exists = q.exists_query(path, json_subpaths=True)
+    value = predicate.value
+    if predicate.op == "exists" or (predicate.op == "!=" and value is None):
+        return exists
+    if value is None:  # = null: the key is absent
+        return q.boolean_query(
+            [(tantivy.Occur.Must, q.all_query()), (tantivy.Occur.MustNot, exists)]
+        )
+    if predicate.op in ("=", "!="):
+        term = q.term_query(schema, path, value)
+        if predicate.op == "=":
+            return term
+        return q.boolean_query([(tantivy.Occur.Must, exists), (tantivy.Occur.MustNot, term)])
+    # Numeric ranges on JSON keys only go through the query parser: escape the path.
+    field = "xattrs." + ".".join(_escape(k) for k in predicate.keys)
+    try:
+        return index.parse_query(f"{field}:{predicate.op}{_number(value)}")
+    except ValueError as exc:
+        raise QueryError(f"xattr {predicate.text!r}", f"not a valid range: {exc}") from None
+
+
+def _clamp(when: datetime | None) -> datetime | None:
+    """tantivy stores dates between 1677 and 2262; no file has a time outside them."""
+    if when is None:
+        return None
+    return min(max(when, tantivy.MIN_DATETIME), tantivy.MAX_DATETIME)
+
+
+def _escape(key: str) -> str:
+    return "".join("\\" + c if c in _PARSER_SPECIAL else c for c in key)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise QueryError("xattr", f"a range needs a number, got {value!r}")
+    text = repr(value)
+    if "e" in text or "E" in text or "inf" in text or "nan" in text:
+        raise QueryError("xattr", f"number {value!r} is out of range for a comparison")
+    return text
