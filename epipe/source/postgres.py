@@ -125,3 +125,4 @@ class PostgresSource:
 
     def close(self) -> None:
         self.slot.close()
+        self._store.close()  # handed over by the composition root: the source owns it
