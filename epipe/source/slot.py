@@ -156,6 +156,8 @@ class ReplicationSlot:
                 self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
             )
             self._cursor = self._repl.cursor()
+            # pgoutput writes times as text in this session's zone, which PGTZ would set
+            self._cursor.execute("SET TimeZone TO 'UTC'")
             self._cursor.start_replication(
                 slot_name=self.slot,
                 decode=False,
