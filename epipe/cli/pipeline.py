@@ -15,6 +15,7 @@ from epipe.cli.context import Context, echo_json
 from epipe.errors import ConfigError
 from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.pipeline import status as pipeline_status
+from epipe.pipeline.store import PipelineStore
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -120,8 +121,10 @@ def tail(ctx: Context, backfill: bool, verbose: bool) -> None:
 def status(ctx: Context, as_json: bool) -> None:
     """Slot position, retained WAL, each consumer's position and lag, dead letters."""
     state = pipeline_status.status(ctx.connection(), ctx.settings.slot)
+    recent = PipelineStore.on(ctx.connection()).recent_dead_letters()
     if as_json:
-        echo_json(state)
+        letters = [{"consumer": c, "lsn": lsn, "reason": r} for c, lsn, r in recent]
+        echo_json({**state, "recent_dead_letters": letters})
         return
     click.echo(f"current WAL position  {state['current_lsn']}")
     slot = state["slot"]
@@ -141,6 +144,8 @@ def status(ctx: Context, as_json: bool) -> None:
             f"dead letters {consumer['dead_letters']}"
         )
     click.echo(f"dead letters          {state['dead_letters']}")
+    for consumer, lsn, reason in recent:  # the latest, newest first
+        click.echo(f"  {consumer} at {lsn}: {reason if len(reason) < 300 else reason[:300] + '…'}")
 
 
 @click.command()

@@ -29,8 +29,8 @@ import psycopg
 from epipe import events as ev
 from epipe.events import Event
 from epipe.fs.reader import NamespaceReader
-from epipe.index.document import MAX_ANNOTATION_VALUES, Document
-from epipe.index.engine import IndexStore, SearchIndex
+from epipe.index.document import Document
+from epipe.index.engine import IndexStore, SearchIndex, upsert_files
 from epipe.index.rebuild import rebuild
 from epipe.index.state import DocumentSource, Skipped
 from epipe.sink import Progress, Rejection
@@ -125,10 +125,10 @@ class IndexSink:
     def _write(
         self, docs: list[Document], skipped: Skipped, cause: Any, rejections: list[Rejection]
     ) -> None:
-        for inode_id, reason in self.index.upsert(docs):
+        for inode_id, reason in upsert_files(self.index, docs):
             rejections.append((cause(inode_id), reason))
-        for inode_id, names in skipped:
-            rejections.append((cause(inode_id), _too_large(inode_id, names)))
+        for inode_id, reasons in skipped:
+            rejections.append((cause(inode_id), _left_out(inode_id, reasons)))
 
     def _rebuild(self, cause: Event, rejections: list[Rejection]) -> None:
         self.index.close()
@@ -154,8 +154,5 @@ class IndexSink:
         self._conn.close()
 
 
-def _too_large(inode_id: int, names: list[str]) -> str:
-    return (
-        f"inode {inode_id}: annotation {', '.join(names)} has more than "
-        f"{MAX_ANNOTATION_VALUES:,} values; it is left out of the search index"
-    )
+def _left_out(inode_id: int, reasons: list[str]) -> str:
+    return f"inode {inode_id}: {'; '.join(reasons)}; left out of the search index"
