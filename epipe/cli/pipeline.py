@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -15,20 +15,24 @@ from epipe.cli.context import Context, echo_json
 from epipe.errors import ConfigError
 from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.pipeline import status as pipeline_status
+from epipe.pipeline.runner import Runner
+from epipe.pipeline.supervisor import Supervisor
 from epipe.pipeline.store import PipelineStore
 
 pass_context = click.make_pass_decorator(Context)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
+def _supervise(attempt: Callable[[bool], Runner]) -> None:
+    """Run `attempt(first)`'s runner, and a new one after each failure that may pass (one
+    line on stderr each), until SIGTERM or Ctrl-C."""
+    supervisor = Supervisor(attempt, report=lambda line: click.echo(f"epipe: {line}", err=True))
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        supervisor.stop()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    return stop
+    supervisor.run()
 
 
 def _require_kafka(ctx: Context, what: str) -> None:
@@ -80,8 +84,15 @@ def run(
     consumers = wiring.enabled_consumers(settings, dsn)
     if events_file is not None:
         consumers.append(wiring.events_file_consumer(events_file))
-    source = wiring.open_source(settings, dsn, backfill=backfill, backfill_chunk=backfill_chunk)
-    wiring.runner(settings, dsn, consumers, source=source).run(_stop_on_signals())
+
+    def attempt(first: bool) -> Runner:
+        # a forced backfill starts once; a later attempt resumes it where it was confirmed
+        source = wiring.open_source(
+            settings, dsn, backfill=backfill and first, backfill_chunk=backfill_chunk
+        )
+        return wiring.runner(settings, dsn, consumers, source=source)
+
+    _supervise(attempt)
 
 
 @click.command(
@@ -98,7 +109,7 @@ def consume(ctx: Context, name: str, verbose: bool) -> None:
     ctx.connection()
     dsn, settings = ctx.dsn(), ctx.settings
     consumer = wiring.consumer(name, settings, dsn)
-    wiring.runner(settings, dsn, [consumer]).run(_stop_on_signals())
+    _supervise(lambda first: wiring.runner(settings, dsn, [consumer]))
 
 
 @click.command()
@@ -111,8 +122,11 @@ def tail(ctx: Context, backfill: bool, verbose: bool) -> None:
     _require_kafka(ctx, "`epipe tail` publishes to Kafka")
     ctx.connection()
     dsn, settings = ctx.dsn(), ctx.settings
-    source = wiring.open_source(settings, dsn, backfill=backfill)
-    wiring.runner(settings, dsn, [], source=source).run(_stop_on_signals())
+    _supervise(
+        lambda first: wiring.runner(
+            settings, dsn, [], source=wiring.open_source(settings, dsn, backfill=backfill and first)
+        )
+    )
 
 
 @click.command()
