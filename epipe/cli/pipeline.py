@@ -49,6 +49,8 @@ def _logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # kafka-python logs each failed attempt to reach a broker; ours is one line
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @click.command()
