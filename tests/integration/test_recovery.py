@@ -9,7 +9,6 @@ on a corrupted index segment.
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import subprocess
@@ -29,7 +28,7 @@ from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
-from tests.integration.pipeline_helpers import new_slot
+from tests.integration.pipeline_helpers import epipe_command, epipe_env, new_slot
 
 
 def wait_until(predicate: Callable[[], object], what: str, timeout: float = 120.0) -> None:
@@ -44,27 +43,14 @@ class Epipe:
     whose stderr is collected line by line (a pipe: a file size limit does not apply)."""
 
     def __init__(self, dsn: str, home: Path) -> None:
-        self.env = {
-            **os.environ,
-            "EPIPE_DSN": dsn,
-            "EPIPE_HOME": str(home),
-            "EPIPE_SLOT": new_slot(),
-            "EPIPE_HEARTBEAT_INTERVAL": "0.2",
-        }
-        self.slot = self.env["EPIPE_SLOT"]
+        self.slot = new_slot()
+        self.env = epipe_env(dsn, home, self.slot)
         self.process: subprocess.Popen[str] | None = None
         self.stderr: list[str] = []
         self._reader: threading.Thread | None = None
 
     def command(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "epipe", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return epipe_command(self.env, *args)
 
     def start(self) -> None:
         self.process = subprocess.Popen(

@@ -5,7 +5,6 @@ files while it is down, restart — then the answers are right and `epipe verify
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,30 +15,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.pipeline_helpers import new_slot
+from tests.integration.pipeline_helpers import epipe_command, epipe_env, new_slot
 
 
 class User:
     def __init__(self, dsn: str, home: Path) -> None:
-        self.env = {
-            **os.environ,
-            "EPIPE_DSN": dsn,
-            "EPIPE_HOME": str(home),
-            "EPIPE_SLOT": new_slot(),
-            "EPIPE_HEARTBEAT_INTERVAL": "0.2",
-        }
+        self.env = epipe_env(dsn, home, new_slot())
         self.log = home / "run.log"
         self.pipeline: subprocess.Popen[bytes] | None = None
 
     def epipe(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "epipe", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = epipe_command(self.env, *args)
         if check:
             assert done.returncode == 0, (args, done.stderr)
         return done
