@@ -1,7 +1,8 @@
 """The `epipe` command line: the composition root.
 
-Settings are read once here; commands get what they need from `Context`. Every EpipeError
-ends the command with one line on stderr and exit code 1.
+Settings are read once here; commands get what they need from `Context`. Every EpipeError,
+and a connection to the database lost under a command, ends it with one line on stderr and
+exit code 1.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 from epipe.cli import accounts, bench, db, fs, index, load, pipeline
 from epipe.cli.context import Context
 from epipe.errors import EpipeError
+from epipe.pipeline.supervisor import CONNECTION_ERRORS, describe
 
 
 class _Group(click.Group):
@@ -24,6 +26,9 @@ class _Group(click.Group):
         except EpipeError as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 click.echo(f"epipe: {line}", err=True)
+            sys.exit(1)
+        except CONNECTION_ERRORS as exc:  # the database went away under a command
+            click.echo(f"epipe: {describe(exc)}", err=True)
             sys.exit(1)
 
 

@@ -26,7 +26,7 @@ from epipe.index.engine import EngineError
 
 # A lost or refused connection, from either driver: the server stopped, restarted or is
 # unreachable. The adapters wrap them in their own errors; the cause stays in the chain.
-_CONNECTION_ERRORS = (
+CONNECTION_ERRORS = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
     psycopg2.OperationalError,
@@ -64,7 +64,7 @@ def retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, MigrationError) or not isinstance(exc, Exception):
         return False
-    return any(isinstance(e, _CONNECTION_ERRORS) for e in _chain(exc))
+    return any(isinstance(e, CONNECTION_ERRORS) for e in _chain(exc))
 
 
 def describe(exc: BaseException) -> str:
@@ -72,7 +72,7 @@ def describe(exc: BaseException) -> str:
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if isinstance(exc, EpipeError):
         return line
-    if isinstance(exc, _CONNECTION_ERRORS):
+    if isinstance(exc, CONNECTION_ERRORS):
         return f"lost the metadata database: {line}"
     return f"{type(exc).__name__}: {line}"
 

@@ -111,6 +111,13 @@ def streaming(conn: psycopg.Connection, slot: str) -> bool:
     return bool(row and row[0])
 
 
+def connected(conn: psycopg.Connection, application: str) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = %s", [application]
+    ).fetchone()
+    return found is not None
+
+
 def applied(conn: psycopg.Connection, slot: str, token: str) -> None:
     _, lagging = pipeline_status.wait(conn, slot, lsn_from_str(token), 120)
     assert not lagging, lagging
@@ -127,6 +134,7 @@ def test_run_reconnects_to_a_restarted_database_and_loses_nothing(tmp_path: Path
     server = EmbeddedPostgres(tmp_path / "db")
     server.start()
     epipe: Epipe | None = None
+    waiting: subprocess.Popen[str] | None = None
     try:
         with connect(server.dsn) as conn:
             migrate(conn)
@@ -138,8 +146,20 @@ def test_run_reconnects_to_a_restarted_database_and_loses_nothing(tmp_path: Path
             ns = Namespace(conn)
             ns.mkdir("/before", parents=True)
             applied(conn, slot, ns.put("/before/a", size=1).token)
+            # a command the database goes away under: `wait` for a position never reached
+            waiting = subprocess.Popen(
+                [sys.executable, "-m", "epipe", "wait", "--token", "FF/0", "--timeout", "600"],
+                env={**epipe.env, "PGAPPNAME": "waiting"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            wait_until(lambda: connected(conn, "waiting"), "`epipe wait` to connect")
 
         server.stop()
+        _, wait_errors = waiting.communicate(timeout=120)
+        assert waiting.returncode == 1, wait_errors
+        assert wait_errors.startswith("epipe: ") and wait_errors.count("\n") == 1, wait_errors
         server.start()  # the pipeline lost every connection: it starts again by itself
 
         with connect(server.dsn) as conn:
@@ -158,6 +178,9 @@ def test_run_reconnects_to_a_restarted_database_and_loses_nothing(tmp_path: Path
         assert epipe.retries(), "the restart went unnoticed"
         one_line_per_fault(epipe.stderr)
     finally:
+        if waiting is not None and waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
         if epipe is not None:
             epipe.kill()
         server.stop()
