@@ -79,7 +79,9 @@ def run(
     backfill_chunk: int | None,
     verbose: bool,
 ) -> None:
-    """The whole pipeline in one process: tailer and consumers, until SIGTERM or Ctrl-C."""
+    """The whole pipeline in one process: tailer and consumers, until SIGTERM or Ctrl-C
+    (exit 0). A lost database, bus or index write is one line on stderr, then a new start
+    after a pause; an error that waiting cannot cure ends it with exit 1."""
     _logging(verbose)
     ctx.connection()  # schema present and current
     dsn, settings = ctx.dsn(), ctx.settings
