@@ -24,14 +24,11 @@ from epipe.bus import BusError
 from epipe.errors import DatabaseError, EpipeError, MigrationError
 from epipe.index.engine import EngineError
 
-# A lost or refused connection, from either driver: the server stopped, restarted or is
-# unreachable. The adapters wrap them in their own errors; the cause stays in the chain.
-CONNECTION_ERRORS = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    psycopg2.OperationalError,
-    psycopg2.InterfaceError,
-)
+# A lost or refused connection: the server stopped, restarted or is unreachable.
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+# SQLSTATE classes that pass: connection exception, insufficient resources, operator
+# intervention (a shutdown), system error
+_PASSING_STATES = ("08", "53", "57", "58")
 
 
 class Attempt(Protocol):
@@ -64,7 +61,20 @@ def retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, MigrationError) or not isinstance(exc, Exception):
         return False
-    return any(isinstance(e, CONNECTION_ERRORS) for e in _chain(exc))
+    return any(_lost_connection(e) for e in _chain(exc))
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """A driver's error that says the database went away. The adapters wrap them in their
+    own errors (`from None`), the driver's stays in the chain as the context."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, psycopg.Error):
+        return (exc.sqlstate or "")[:2] in _PASSING_STATES
+    if isinstance(exc, psycopg2.Error):  # the replication stream (epipe/source/slot.py)
+        # without a SQLSTATE the client gave up on the connection ("no COPY in progress")
+        return exc.pgcode is None or exc.pgcode[:2] in _PASSING_STATES
+    return False
 
 
 def describe(exc: BaseException) -> str:
@@ -72,7 +82,7 @@ def describe(exc: BaseException) -> str:
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if isinstance(exc, EpipeError):
         return line
-    if isinstance(exc, CONNECTION_ERRORS):
+    if _lost_connection(exc):
         return f"lost the metadata database: {line}"
     return f"{type(exc).__name__}: {line}"
 

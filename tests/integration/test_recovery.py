@@ -169,9 +169,9 @@ def test_run_reconnects_to_a_restarted_database_and_loses_nothing(tmp_path: Path
                 token = ns.put(f"/after/f{i}", size=i).token
             ns.setxattr("/before/a", "labels", {"seen": "after the restart"})
         waited = epipe.command("wait", "--timeout", "120")
-        assert waited.returncode == 0, waited.stderr
+        assert waited.returncode == 0, (waited.stderr, epipe.stderr)
         verified = epipe.command("verify")
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert verified.returncode == 0, (verified.stdout + verified.stderr, epipe.stderr)
         with connect(server.dsn) as conn:
             assert PipelineStore.on(conn).positions()[0].applied_lsn >= lsn_from_str(token)
         assert epipe.stop() == 0

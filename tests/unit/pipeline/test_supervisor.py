@@ -43,6 +43,9 @@ def _wrapped(error: Exception, wrapper: Exception) -> Exception:
         psycopg.InterfaceError("the connection is closed"),
         _wrapped(psycopg.OperationalError("refused"), DatabaseError("cannot connect")),
         _wrapped(psycopg2.OperationalError("terminating"), SourceError("stream broke")),
+        _wrapped(psycopg2.DatabaseError("no COPY in progress"), SourceError("stream broke")),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        psycopg.errors.TooManyConnections("sorry, too many clients already"),
     ],
     ids=repr,
 )
