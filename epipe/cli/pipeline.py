@@ -16,8 +16,8 @@ from epipe.errors import ConfigError
 from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.runner import Runner
-from epipe.pipeline.supervisor import Supervisor
 from epipe.pipeline.store import PipelineStore
+from epipe.pipeline.supervisor import Supervisor
 
 pass_context = click.make_pass_decorator(Context)
 
