@@ -3,7 +3,7 @@
 Names are `user.<name>` (annotations; a bare `<name>` means the same) or `system.<name>`.
 Values are any JSON value whose compact UTF-8 encoding is at most 64 KiB, nested at most
 MAX_DEPTH levels, whose integers fit in 64 bits and whose other numbers are doubles
-(docs/xattr-values.md; migration 0007 holds the database to the same limits).
+(docs/xattr-values.md; migration 0008 holds the database to the same limits).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def slot_events(conn: psycopg.Connection, slot: str, publication: str) -> list[E
 
 
 def older_row(conn: psycopg.Connection, inode_id: int, name: str, value: str) -> None:
-    """Write xattr `name` = the JSON text `value` as a row from before migration 0007 (which
+    """Write xattr `name` = the JSON text `value` as a row from before migration 0008 (which
     refuses values past the namespace's limits): the constraint is lifted for this one write."""
     (definition,) = conn.execute(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint "

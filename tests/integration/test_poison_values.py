@@ -3,7 +3,7 @@ refused with EINVAL, or searchable, or dead-lettered with its reason; the proces
 running, every file stays searchable, and `epipe verify` exits 0.
 
 Each value goes two ways: `fs setxattr` (the namespace layer: refused or accepted), and an
-older row (written as before migration 0007, which jsonb takes or refuses). One pipeline
+older row (written as before migration 0008, which jsonb takes or refuses). One pipeline
 process serves every example. EPIPE_POISON_EXAMPLES sets their number (40 in CI)."""
 
 from __future__ import annotations
