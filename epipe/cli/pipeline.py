@@ -164,6 +164,8 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"dead letters          {state['dead_letters']}")
     for consumer, lsn, reason in recent:  # the latest, newest first
         click.echo(f"  {consumer} at {lsn}: {reason if len(reason) < 300 else reason[:300] + '…'}")
+    for work in state["running"]:
+        click.echo(work)
 
 
 @click.command()

@@ -71,6 +71,7 @@ def status(conn: psycopg.Connection, slot: str) -> dict[str, Any]:
         "retained_wal_bytes": retained,
         "consumers": consumers,
         "dead_letters": sum(dead.values()),
+        "running": running(conn, slot),
     }
 
 

@@ -13,6 +13,7 @@ watermark: after a crash the backfill resumes with the next chunk.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from epipe.events import Event
 from epipe.pipeline.store import PipelineStore
 from epipe.source import pgoutput as pg
 from epipe.source.translate import Table, Translator
+
+log = logging.getLogger(__name__)
 
 WATERMARK = "epipe.watermark"
 KEYS: dict[str, tuple[str, ...]] = {
@@ -115,6 +118,13 @@ class Backfill:
         limit = self._chunk_rows[relation]
         chunk_id = uuid.uuid4().hex
         truncate = [s.relation for s in self._plan] if self._resynchronises() else None
+        if truncate:
+            log.warning(
+                "backfill of slot %r from the first row after consumers applied changes: "
+                "every consumer resynchronising (truncation of %s, then every row)",
+                self._slot,
+                ", ".join(truncate),
+            )
         self._emit(WATERMARK, self._mark(chunk_id, "low", truncate))
         rows = self._select(relation, table, after, limit)
         self._emit(WATERMARK, self._mark(chunk_id, "high"))

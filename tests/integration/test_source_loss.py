@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -52,16 +53,35 @@ class Pipeline:
 
     def start_and_catch_up(self) -> None:
         self.process.start()
+        self.catch_up()
+
+    def catch_up(self) -> None:
         wait_until(lambda: streaming(self.conn, self.slot), what="the slot to stream")
         wait_caught_up(self.conn, self.slot)
 
     def stop(self) -> None:
         assert self.process.stop() == 0, self.process.log.read_text()
 
+    def reap(self) -> None:
+        """Kill the process if a failed test left it running."""
+        process = self.process.process
+        if process is not None and process.poll() is None:
+            self.process.kill()
+
     def removable(self, ns: Namespace) -> str:
         """A directory with files below it, to delete while nothing captures it."""
         directory = next(e.name for e in ns.ls("/data") if e.kind == "dir")
         return f"/data/{directory}"
+
+    def assert_repaired(self, removed: str, logged: str) -> None:
+        """Stopped: converged, and resynchronised with a word in the log."""
+        self.stop()
+        self.assert_converged(removed)
+        assert logged in self.process.log.read_text()
+        assert any(e.type == ev.TABLE_TRUNCATED and e.snapshot for e in self.events())
+
+    def events(self) -> list[ev.Event]:
+        return read_events(self.events_file)
 
     def assert_converged(self, removed: str) -> None:
         """The index equals the database (`epipe verify`), and so does the events file's
@@ -69,14 +89,9 @@ class Pipeline:
         verified = epipe(self.dsn, self.home, self.slot, "verify", "--timeout", "0")
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "index equals the database" in verified.stdout
-        events = read_events(self.events_file)
-        assert Model.of(events).differences(Model.from_database(self.conn)) == []
+        assert Model.of(self.events()).differences(Model.from_database(self.conn)) == []
         found = epipe(self.dsn, self.home, self.slot, "search", "--under", removed, "--json")
         assert json.loads(found.stdout)["total"] == 0, found.stdout[:2000]
-
-
-def resynchronised(events_file: Path) -> bool:
-    return any(e.type == ev.TABLE_TRUNCATED and e.snapshot for e in read_events(events_file))
 
 
 def publication_exists(conn: psycopg.Connection) -> bool:
@@ -85,30 +100,43 @@ def publication_exists(conn: psycopg.Connection) -> bool:
     )
 
 
-def test_a_slot_dropped_while_stopped_is_recreated_and_deletions_in_the_gap_reach_consumers(
-    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
+@pytest.fixture
+def pipeline(dsn: str, conn: psycopg.Connection, tmp_path: Path) -> Iterator[Pipeline]:
+    """A running pipeline that has caught up."""
+    running = Pipeline(dsn, conn, tmp_path)
+    try:
+        running.start_and_catch_up()
+        yield running
+    finally:
+        running.reap()
+
+
+LOSSES = {
+    "slot": ("SELECT pg_drop_replication_slot(%s)", "resynchronising"),
+    "publication": ('DROP PUBLICATION "epipe"', "publication 'epipe' was missing"),
+}
+
+
+@pytest.mark.parametrize("lost", LOSSES)
+def test_a_slot_or_publication_lost_while_stopped_is_repaired_and_the_gap_resynchronised(
+    conn: psycopg.Connection, ns: Namespace, pipeline: Pipeline, lost: str
 ) -> None:
-    pipeline = Pipeline(dsn, conn, tmp_path)
-    pipeline.start_and_catch_up()
     pipeline.stop()
-    conn.execute("SELECT pg_drop_replication_slot(%s)", [pipeline.slot])
+    drop, logged = LOSSES[lost]
+    conn.execute(drop, [pipeline.slot] if "%s" in drop else None)
     removed = pipeline.removable(ns)
-    ns.rm(removed, recursive=True)  # no slot sees this
+    ns.rm(removed, recursive=True)  # no slot sees this, or pgoutput skips it
     ns.mkdir("/data/new")
 
     pipeline.start_and_catch_up()
-    pipeline.stop()
-    pipeline.assert_converged(removed)
-    assert resynchronised(pipeline.events_file)
+    pipeline.assert_repaired(removed, logged)
 
 
 def test_a_slot_dropped_under_a_running_pipeline_is_recreated_and_resynchronised(
-    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
+    conn: psycopg.Connection, ns: Namespace, pipeline: Pipeline
 ) -> None:
-    pipeline = Pipeline(dsn, conn, tmp_path)
-    pipeline.start_and_catch_up()
     removed = pipeline.removable(ns)
-    with connect(dsn) as admin, conn.transaction():
+    with connect(pipeline.dsn) as admin, conn.transaction():
         # committed only after the slot is gone: no slot, old or new, ever decodes it (a
         # new slot's creation waits for transactions in progress and starts after them)
         ns.rm(removed, recursive=True)
@@ -135,36 +163,13 @@ def test_a_slot_dropped_under_a_running_pipeline_is_recreated_and_resynchronised
     if process.poll() is not None:
         assert "replication stream" in pipeline.process.log.read_text()
         pipeline.process.start()
-    wait_until(lambda: streaming(conn, pipeline.slot), what="the slot to stream")
-    wait_caught_up(conn, pipeline.slot)
-    pipeline.stop()
-    pipeline.assert_converged(removed)
-    assert resynchronised(pipeline.events_file)
-
-
-def test_a_publication_dropped_while_stopped_is_recreated_and_the_gap_resynchronised(
-    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
-) -> None:
-    pipeline = Pipeline(dsn, conn, tmp_path)
-    pipeline.start_and_catch_up()
-    pipeline.stop()
-    conn.execute('DROP PUBLICATION "epipe"')
-    removed = pipeline.removable(ns)
-    ns.rm(removed, recursive=True)  # the slot decodes it but pgoutput skips it
-    ns.mkdir("/data/new")
-
-    pipeline.start_and_catch_up()
-    pipeline.stop()
-    pipeline.assert_converged(removed)
-    assert "publication 'epipe' was missing" in pipeline.process.log.read_text()
-    assert resynchronised(pipeline.events_file)
+    pipeline.catch_up()
+    pipeline.assert_repaired(removed, "resynchronising")
 
 
 def test_a_publication_dropped_under_a_running_pipeline_is_noticed_and_repaired(
-    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
+    conn: psycopg.Connection, ns: Namespace, pipeline: Pipeline
 ) -> None:
-    pipeline = Pipeline(dsn, conn, tmp_path)
-    pipeline.start_and_catch_up()
     removed = pipeline.removable(ns)
     with conn.transaction():  # one commit: the delete is skipped, whenever the drop is seen
         conn.execute('DROP PUBLICATION "epipe"')
@@ -174,10 +179,7 @@ def test_a_publication_dropped_under_a_running_pipeline_is_noticed_and_repaired(
     wait_caught_up(conn, pipeline.slot)
     ns.mkdir("/data/after")  # streamed again
     wait_caught_up(conn, pipeline.slot)
-    pipeline.stop()
-    pipeline.assert_converged(removed)
-    assert "dropped or altered while streaming" in pipeline.process.log.read_text()
-    assert resynchronised(pipeline.events_file)
+    pipeline.assert_repaired(removed, "dropped or altered while streaming")
 
 
 @pytest.mark.slow
@@ -212,7 +214,9 @@ def test_wait_names_a_running_backfill_and_a_running_rebuild(conn: psycopg.Conne
     )
     conn.execute("INSERT INTO epipe_index_requests DEFAULT VALUES")  # not started: not waited on
     _, lagging = pipeline_status.wait(conn, "s", 0, timeout=0)
-    assert lagging[:2] == ["backfill of xattrs running", f"index rebuild {request} running"]
+    running = ["backfill of xattrs running", f"index rebuild {request} running"]
+    assert lagging[:2] == running
+    assert pipeline_status.status(conn, "s")["running"] == running  # `epipe status` shows it
     store.save_backfill("s", "xattrs", [], 0, True)
     conn.execute("UPDATE epipe_index_requests SET finished_at = now()")
     assert pipeline_status.running(conn, "s") == []
