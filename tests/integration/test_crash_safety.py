@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
 from epipe.pipeline.store import PipelineStore
 from epipe.source.slot import slot_state as read_slot
-from tests.integration.helpers import slot_events
+from tests.integration.helpers import slot_events, wait_until
 from tests.integration.pipeline_helpers import PipelineProcess, new_slot
 from tests.integration.replay import Model, read_events
 
@@ -41,15 +39,6 @@ def slot_state(conn: psycopg.Connection, slot: str) -> tuple[bool, int] | None:
     if state is None or state.confirmed_lsn is None:
         return None
     return state.active, state.confirmed_lsn
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout: float = 60.0, why: Callable[[], str] = str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out {why()}"
-        time.sleep(0.02)
 
 
 def delivered_lines(events_file: Path) -> int:
