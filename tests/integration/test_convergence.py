@@ -196,6 +196,9 @@ def below(docs: dict[int, Document], root: str, ids: set[int]) -> dict[int, Docu
     }
 
 
+# Its length grows with the examples and the machine's load (a kill costs a process start);
+# every wait inside has a deadline of its own, so a hang still fails it.
+@pytest.mark.timeout(EXAMPLES * 10)
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
