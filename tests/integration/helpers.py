@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import psycopg
 
 from epipe.events import Event
 from epipe.source import pgoutput as pg
 from epipe.source.translate import Translator
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 60.0, why: Callable[[], str] = str
+) -> None:
+    """Poll `predicate` until it holds; fail after `timeout` s, saying `why()`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s {why()}"
+        time.sleep(0.02)
+
 
 TABLES = ("inodes", "xattrs", "prov_ops", "users", "groups", "projects", "memberships")
 
