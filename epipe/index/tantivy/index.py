@@ -166,4 +166,4 @@ class TantivyIndex:
     def check_fields(self, expected: list[Document]) -> dict[int, str]:
         searcher = self._searcher()
         with self._failing("read"):
-            return differing(self.schema, searcher, expected)
+            return differing(self.schema, self._index, searcher, expected)
