@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -317,3 +317,22 @@ def test_pages_are_exact_when_equal_keys_reach_past_the_window(
     assert len(expected) == 1600
     assert ids(index, limit=5, **query) == expected[:5]
     assert [i for page in pages(index, 70, **query) for i in page] == expected
+
+
+def test_a_generation_records_the_position_it_holds(store: IndexStore, index: SearchIndex) -> None:
+    from epipe.index.position import Identity, IndexPosition
+
+    assert store.position(index.generation) is None
+    held = IndexPosition(0x1_0000_00A0, Identity("7300000000000000001", "epipe"))
+    store.record_position(index.generation, held)
+    assert store.position(index.generation) == held
+
+
+def test_the_fields_searches_read_agree_with_the_documents(
+    store: IndexStore, index: SearchIndex
+) -> None:
+    assert index.check_fields(CORPUS) == {}
+    larger: dict[str, Any] = {**CORPUS[4], "size": CORPUS[4]["size"] + 1}
+    other_owner: dict[str, Any] = {**CORPUS[5], "owner": "mallory"}
+    changed = [cast(Document, larger), cast(Document, other_owner)]
+    assert index.check_fields(changed) == {larger["id"]: "size", other_owner["id"]: "owner"}
