@@ -12,7 +12,7 @@ import click
 
 from epipe.cli.context import Context, echo_json
 from epipe.errors import EpipeError
-from epipe.index.engine import EngineError, SearchIndex
+from epipe.index.engine import REINDEX, RUN, EngineError, IndexBusy, SearchIndex
 from epipe.index.rebuild import rebuild
 from epipe.index.verify import verify as verify_index
 from epipe.pipeline import status as pipeline_status
@@ -22,6 +22,9 @@ from epipe.source.slot import slot_state
 from epipe.wiring import open_index_store
 
 pass_context = click.make_pass_decorator(Context)
+UNSERVED_SECONDS = 30  # a running pipeline takes a request between two batches
+DRIFT, CANNOT_CHECK = 1, 2  # exit codes of `epipe verify`
+CONSUMER_FRESH_SECONDS = 10  # an idle consumer reports at each heartbeat (1 s by default)
 
 
 @click.command()
@@ -108,23 +111,37 @@ def search(
 )
 @pass_context
 def reindex(ctx: Context, timeout: float) -> None:
-    """Rebuild the search index from the database into a new index, then swap it in."""
+    """Rebuild the search index from the database into a new index, then swap it in.
+
+    With the pipeline running (its slot is active, or its index consumer holds the index),
+    its index consumer rebuilds; otherwise this command does, whatever state the current
+    index is in (it is not opened)."""
     conn = ctx.connection()
     store = open_index_store(ctx.settings)
-    try:
-        current = store.current(writable=True)  # holds the writer: no consumer runs
-    except EngineError:
-        _request_rebuild(ctx, timeout)
+    live = _live_pipeline(ctx)
+    if live is not None:
+        _request_rebuild(ctx, timeout, live)
         return
-    current.close()
-    with click.progressbar(length=1, label="reindex", file=sys.stderr, show_pos=True) as bar:
+    try:
+        lock = store.hold_writer(REINDEX)
+    except IndexBusy as busy:
+        if busy.role != RUN:
+            raise EpipeError(f"{busy}: wait for it to finish") from None
+        _request_rebuild(ctx, timeout, f"its index consumer holds the index (pid {busy.pid})")
+        return
+    with lock:
+        if not lock.exclusive and (live := _live_pipeline(ctx, recent=True)) is not None:
+            lock.release()
+            _request_rebuild(ctx, timeout, live)
+            return
+        with click.progressbar(length=1, label="reindex", file=sys.stderr, show_pos=True) as bar:
 
-        def progress(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
+            def progress(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
 
-        report, index = rebuild(conn, store, progress=progress)
-        index.close()
+            report, index = rebuild(conn, store, progress=progress)
+            index.close()
     click.echo(
         f"rebuilt {report.generation}: {report.documents:,} documents in "
         f"{report.seconds:.1f} s"
@@ -133,11 +150,29 @@ def reindex(ctx: Context, timeout: float) -> None:
     )
 
 
-def _request_rebuild(ctx: Context, timeout: float) -> None:
-    """The pipeline runs and holds the index: ask its index consumer to rebuild."""
+def _live_pipeline(ctx: Context, *, recent: bool = False) -> str | None:
+    """How a running pipeline shows (None: none does): its slot is active; with `recent`,
+    also its index consumer reported within the last seconds (an engine without a lock
+    the consumer holds: its consumer may run where the slot is not)."""
+    conn = ctx.connection()
+    slot = slot_state(conn, ctx.settings.slot)
+    if slot is not None and slot.active:
+        return f"its slot {ctx.settings.slot} is active (pid {slot.active_pid})"
+    if recent:
+        row = conn.execute(
+            "SELECT extract(epoch FROM now() - updated_at)::float8 FROM epipe_consumers "
+            "WHERE name = 'index'"
+        ).fetchone()
+        if row is not None and row[0] < CONSUMER_FRESH_SECONDS:
+            return f"its index consumer reported {row[0]:.0f} s ago"
+    return None
+
+
+def _request_rebuild(ctx: Context, timeout: float, live: str) -> None:
+    """The pipeline runs and writes to the index: ask its index consumer to rebuild."""
     requests = RebuildRequests(ctx.connection())
     request = requests.submit()
-    started_waiting = time.monotonic()
+    started_waiting = unserved_since = time.monotonic()
     with click.progressbar(
         length=1, label="reindex (by the running pipeline)", file=sys.stderr, show_pos=True
     ) as bar:
@@ -148,19 +183,35 @@ def _request_rebuild(ctx: Context, timeout: float) -> None:
                 bar.update(state.done - bar.pos)
             if state.finished_at is not None:
                 break
-            waited = time.monotonic() - started_waiting
-            if state.started_at is None and waited > min(30, timeout):
-                if requests.withdraw(request, "not served"):
-                    raise EpipeError(
-                        "the index is held by another process that did not take the "
-                        "rebuild request within 30 s: is `epipe run` healthy?"
-                    )
-            elif waited > timeout:
+            now = time.monotonic()
+            if state.started_at is not None and requests.served(request):
+                unserved_since = now
+            elif state.started_at is not None and _live_pipeline(ctx) is None:
+                _give_up(
+                    requests,
+                    request,
+                    "the pipeline rebuilding the index stopped before it finished (the "
+                    "current index is unchanged): run `epipe reindex` again",
+                )
+            elif now - unserved_since > min(UNSERVED_SECONDS, timeout):
+                _give_up(
+                    requests,
+                    request,
+                    f"the pipeline runs ({live}) but no index consumer took the rebuild "
+                    f"request within {UNSERVED_SECONDS} s: is `epipe run` healthy?",
+                )
+            if now - started_waiting > timeout:
                 raise EpipeError(f"the running pipeline did not finish rebuilding in {timeout} s")
             time.sleep(0.2)
     if state.error:
         raise EpipeError(f"rebuild failed: {state.error}")
     click.echo(f"rebuilt by the running pipeline: {state.done:,} documents")
+
+
+def _give_up(requests: RebuildRequests, request: int, why: str) -> None:
+    """Withdraw a request nobody serves, unless a consumer took it meanwhile."""
+    if requests.withdraw(request, why):
+        raise EpipeError(why)
 
 
 @click.command()
@@ -174,16 +225,24 @@ def _request_rebuild(ctx: Context, timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
 def verify(ctx: Context, timeout: float, as_json: bool) -> None:
-    """Compare the index with the database; print the drift; exit 1 on drift."""
+    """Compare the index with the database; print the drift. Exit 1 on drift, 2 when the
+    comparison cannot be made (the index cannot be opened or read)."""
     conn = ctx.connection()
-    index: SearchIndex = open_index_store(ctx.settings).current(writable=False)
-    _catch_up(ctx, timeout)
-    drift = verify_index(conn, index)
-    if drift:  # changes may have raced the comparison: look again at what differed
-        checked, left_out = drift.checked, drift.left_out
+    try:
+        index: SearchIndex = open_index_store(ctx.settings).current(writable=False)
         _catch_up(ctx, timeout)
-        drift = verify_index(conn, index, only=drift.ids)
-        drift.checked, drift.left_out = checked, left_out
+        drift = verify_index(conn, index)
+        if drift:  # changes may have raced the comparison: look again at what differed
+            checked, left_out = drift.checked, drift.left_out
+            _catch_up(ctx, timeout)
+            drift = verify_index(conn, index, only=drift.ids)
+            drift.checked, drift.left_out = checked, left_out
+    except EngineError as exc:
+        click.echo(
+            f"epipe: cannot check the index: {exc}; `epipe reindex` rebuilds it from the database",
+            err=True,
+        )
+        raise SystemExit(CANNOT_CHECK) from None
     summary = drift.summary()
     if as_json:
         echo_json(
@@ -196,7 +255,7 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
             }
         )
     else:
-        for kind in ("missing", "extra", "stale"):
+        for kind in ("missing", "extra", "stale", "fields"):
             found: dict[str, Any] = summary[kind]
             line = ", ".join(f"{n} {k}" for k, n in sorted(found.items())) or "none"
             click.echo(f"{kind:<8} {line}")
@@ -207,7 +266,7 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
             f"{'DRIFT' if drift else 'index equals the database'}"
         )
     if drift:
-        raise SystemExit(1)
+        raise SystemExit(DRIFT)
 
 
 def _catch_up(ctx: Context, timeout: float) -> None:

@@ -18,9 +18,11 @@ from typing import Any, cast
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from epipe.db.migrate import schemas_dir
+from epipe.index import elasticsearch_meta
 from epipe.index.document import FIELDS, MAX_TEXT_BYTES, Document, annotation_text, leaves
 from epipe.index.engine import EngineError, Hit, Page
 from epipe.index.paging import order_of
+from epipe.index.position import IndexPosition
 from epipe.search.query import Predicate, QueryError, SearchQuery
 
 ALIAS = "epipe-files"
@@ -98,6 +100,17 @@ class ElasticsearchStore:
                 return None
         return next(iter(found.keys()), None)
 
+    def hold_writer(self, role: str) -> elasticsearch_meta.SharedWriter:
+        return elasticsearch_meta.SharedWriter()
+
+    def position(self, generation: str) -> IndexPosition | None:
+        with map_exceptions(f"read the position of {generation}"):
+            return elasticsearch_meta.read_position(self.client, generation)
+
+    def record_position(self, generation: str, position: IndexPosition) -> None:
+        with map_exceptions(f"record the position of {generation}"):
+            elasticsearch_meta.write_position(self.client, generation, position)
+
     def reader(self) -> ElasticsearchIndex:
         self.current(writable=False)  # the alias exists from here on
         return ElasticsearchIndex(self.client, ALIAS)  # moved atomically by `activate`
@@ -118,7 +131,9 @@ class ElasticsearchStore:
         return name, ElasticsearchIndex(self.client, name)
 
     def activate(self, generation: str) -> None:
-        """Move the alias in one atomic request, then drop older generations."""
+        """Move the alias in one atomic request, then drop older generations but the one it
+        replaced (a consumer still writing to it finds it is no longer current and stops,
+        instead of writing to an index that was deleted and made again on its write)."""
         actions: list[dict[str, Any]] = [
             {"add": {"index": generation, "alias": ALIAS, "is_write_index": True}}
         ]
@@ -128,7 +143,7 @@ class ElasticsearchStore:
         with map_exceptions(f"move the alias {ALIAS} to {generation}"):
             self.client.indices.update_aliases(actions=actions)
         for name in self._generations():
-            if name != generation:
+            if name not in (generation, current):
                 with map_exceptions(f"delete the old index {name}"):
                     self.client.indices.delete(index=name, ignore_unavailable=True)
 
@@ -142,6 +157,10 @@ class ElasticsearchIndex:
     def __init__(self, client: Elasticsearch, name: str) -> None:
         self.client = client
         self.name = name
+
+    @property
+    def generation(self) -> str:
+        return self.name
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -269,6 +288,10 @@ class ElasticsearchIndex:
     def count(self) -> int:
         with map_exceptions(f"count the documents of {self.name}"):
             return int(self.client.count(index=self.name)["count"])
+
+    def check_fields(self, expected: list[Document]) -> dict[int, str]:
+        with map_exceptions(f"read the doc values of {self.name}"):
+            return elasticsearch_meta.differing(self.client, self.name, expected)
 
     # -- query translation -------------------------------------------------------------------
 

@@ -10,15 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from epipe.errors import EpipeError
 from epipe.index.document import Document, without_annotations
+from epipe.index.position import IndexPosition
 from epipe.search.query import SearchQuery
+
+RUN = "epipe run"  # the roles that write to an index, as the writer lock names them
+REINDEX = "epipe reindex"
 
 
 class EngineError(EpipeError):
     """The search engine failed (unreachable, corrupt, refused the whole request)."""
+
+
+class IndexBusy(EpipeError):
+    """Another process holds the index's writer lock."""
+
+    def __init__(self, role: str, pid: str, path: Path) -> None:
+        self.role, self.pid = role, pid
+        super().__init__(f"the index is being written by {role} (pid {pid}; lock {path})")
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,25 @@ class SearchIndex(Protocol):
 
     def count(self) -> int: ...
 
+    def check_fields(self, expected: list[Document]) -> dict[int, str]:
+        """The documents among `expected` (each as the database makes it) whose values in
+        the structures searches filter and sort on differ from it: id -> the field."""
+
     def close(self) -> None: ...
+
+    @property
+    def generation(self) -> str:
+        """The generation this index writes to and reads from."""
+
+
+class WriterLock(Protocol):
+    exclusive: bool  # holding it proves that no other process writes to the store
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> WriterLock: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class IndexStore(Protocol):
@@ -64,6 +95,17 @@ class IndexStore(Protocol):
     swap in atomically (readers never see a half-built index)."""
 
     def current(self, *, writable: bool) -> SearchIndex: ...
+
+    def current_generation(self) -> str | None: ...
+
+    def hold_writer(self, role: str) -> WriterLock:
+        """The right to write to the store (raises IndexBusy while another process holds
+        it); taking it removes generations an interrupted rebuild left behind."""
+
+    def position(self, generation: str) -> IndexPosition | None:
+        """What `generation` recorded with `record_position` (None: nothing readable)."""
+
+    def record_position(self, generation: str, position: IndexPosition) -> None: ...
 
     def reader(self) -> SearchIndex:
         """A read-only index that always answers from the current generation, following

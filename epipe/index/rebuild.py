@@ -1,5 +1,6 @@
 """Rebuilding the index from the database: a new generation filled from one consistent
-snapshot, then swapped in atomically. Searches go on against the old generation meanwhile."""
+snapshot, then swapped in atomically. Searches go on against the old generation meanwhile.
+The caller holds the store's writer lock (the index consumer, or `epipe reindex` alone)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import psycopg
 
 from epipe.fs.reader import NamespaceReader
 from epipe.index.engine import IndexStore, SearchIndex, upsert_files
+from epipe.index.position import IndexPosition, database_identity
 from epipe.index.state import DocumentSource
 from epipe.lsn import lsn_from_str
 
@@ -18,6 +20,7 @@ from epipe.lsn import lsn_from_str
 @dataclass(frozen=True)
 class RebuildReport:
     generation: str
+    position: int  # the snapshot's: the generation holds every change up to it
     documents: int
     rejected: list[tuple[int, str]]
     skipped: list[tuple[int, list[str]]]
@@ -30,8 +33,10 @@ def rebuild(
     *,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> tuple[RebuildReport, SearchIndex]:
-    """Fill a new generation and activate it; returns the report and the (writable) index."""
+    """Fill a new generation and activate it; returns the report and the (writable) index.
+    The generation records the snapshot's position: it holds every change up to it."""
     started = time.perf_counter()
+    identity = database_identity(conn)
     generation, index = store.new_generation()
     documents = 0
     rejected: list[tuple[int, str]] = []
@@ -48,12 +53,15 @@ def rebuild(
                 documents += len(docs)
                 progress(documents, total)
         index.commit()
+        store.record_position(generation, IndexPosition(version, identity))
     except BaseException:
         index.close()
         store.discard(generation)
         raise
     store.activate(generation)
     return (
-        RebuildReport(generation, documents, rejected, skipped, time.perf_counter() - started),
+        RebuildReport(
+            generation, version, documents, rejected, skipped, time.perf_counter() - started
+        ),
         index,
     )

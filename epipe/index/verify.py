@@ -2,7 +2,11 @@
 
 Both sides are walked in id order (bounded memory); the database side is built by the same
 code as the sink's, so a converged index compares equal. `version` is not compared (a
-rebuilt document carries the snapshot's position, a live one the change's)."""
+rebuilt document carries the snapshot's position, a live one the change's). A document is
+also stale when what the engine filters and sorts on (its terms, its fast columns or doc
+values) differs from the document, though the stored document is right: a damaged index
+file answers searches wrongly while every stored document reads back equal
+(`SearchIndex.check_fields`; the field is counted in `fields`)."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class Drift:
     missing: dict[int, str] = field(default_factory=dict)  # id -> kind
     extra: dict[int, str] = field(default_factory=dict)
     stale: dict[int, str] = field(default_factory=dict)
+    fields: dict[int, str] = field(default_factory=dict)  # id -> an indexed field that differs
     checked: int = 0
     left_out: int = 0  # documents built without annotations the index cannot hold
 
@@ -38,7 +43,11 @@ class Drift:
         return {
             name: dict(Counter(getattr(self, name).values()))
             for name in ("missing", "extra", "stale")
-        } | {"checked": self.checked, "left_out": self.left_out}
+        } | {
+            "fields": dict(Counter(self.fields.values())),
+            "checked": self.checked,
+            "left_out": self.left_out,
+        }
 
     def __bool__(self) -> bool:
         return bool(self.missing or self.extra or self.stale)
@@ -93,6 +102,7 @@ def _compare(
     expected, _, skipped = state.documents(dict.fromkeys(ids, 0))
     drift.left_out += len(skipped)
     by_id = {doc["id"]: doc for doc in expected}
+    stored_equal: list[Document] = []
     for inode_id in ids:
         mine, theirs = by_id.get(inode_id), actual.get(inode_id)
         drift.checked += 1
@@ -100,8 +110,14 @@ def _compare(
             drift.extra[inode_id] = theirs.get("kind", "?")
         elif mine is not None and theirs is None:
             drift.missing[inode_id] = mine["kind"]
-        elif mine is not None and theirs is not None and not same(mine, theirs):
-            drift.stale[inode_id] = mine["kind"]
+        elif mine is not None and theirs is not None:
+            if same(mine, theirs):
+                stored_equal.append(mine)
+            else:
+                drift.stale[inode_id] = mine["kind"]
+    for inode_id, name in index.check_fields(stored_equal).items():
+        drift.stale[inode_id] = by_id[inode_id]["kind"]
+        drift.fields[inode_id] = name
 
 
 def _database_ids(conn: psycopg.Connection) -> Iterator[int]:

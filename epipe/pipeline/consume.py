@@ -17,7 +17,7 @@ from epipe import events as ev
 from epipe.bus import Subscription
 from epipe.pipeline.rebuilds import RebuildRequests
 from epipe.pipeline.store import PipelineStore
-from epipe.sink import Rebuildable, Rejected, Sink
+from epipe.sink import Positioned, Rebuildable, Rejected, Sink
 
 log = logging.getLogger(__name__)
 REQUEST_POLL_SECONDS = 2.0
@@ -80,6 +80,8 @@ class Consumer:
         self.subscription.commit()
         position = self.subscription.position()
         if position is not None:
+            if isinstance(self.sink, Positioned):  # the view first: it may be ahead, not behind
+                self.sink.applied(position[0])
             self.store.record_position(self.name, *position)
         self.store.add_counts(self.name, len(events), len(events) - rejected)
         self.applied += len(events)

@@ -40,3 +40,12 @@ class Rebuildable(Protocol):
 
     def rebuild(self, progress: Progress) -> str:
         """Rebuild the view; a one-line summary of what was done."""
+
+
+@runtime_checkable
+class Positioned(Protocol):
+    """A sink whose view records the position it holds (so that a view lost, replaced or
+    restored from an older copy is found at the next start)."""
+
+    def applied(self, lsn: int) -> None:
+        """Everything up to `lsn` is applied and flushed (called after each batch)."""

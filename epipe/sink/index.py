@@ -15,6 +15,12 @@ Per batch, in this order:
 
 `rebuild` fills a new generation from one snapshot and swaps it in (`epipe reindex` while
 the pipeline runs: the consumer calls it between batches).
+
+The sink holds the store's writer lock while it lives. Starting, it rebuilds an index that
+cannot serve it (cannot be opened, carries no position, is behind or from another
+database: epipe.index.position); after each batch the generation records the position it
+holds; before each commit the sink checks that its generation is still current (a
+generation swapped out from under it would take its writes out of search for good).
 """
 
 from __future__ import annotations
@@ -27,11 +33,18 @@ from typing import Any
 import psycopg
 
 from epipe import events as ev
+from epipe.errors import EpipeError
 from epipe.events import Event
 from epipe.fs.reader import NamespaceReader
 from epipe.index.document import Document
-from epipe.index.engine import IndexStore, SearchIndex, upsert_files
-from epipe.index.rebuild import rebuild
+from epipe.index.engine import RUN, EngineError, IndexBusy, IndexStore, SearchIndex, upsert_files
+from epipe.index.position import (
+    IndexPosition,
+    database_identity,
+    recorded_position,
+    stale_because,
+)
+from epipe.index.rebuild import RebuildReport, rebuild
 from epipe.index.state import DocumentSource, Skipped
 from epipe.sink import Progress, Rejection
 
@@ -39,14 +52,47 @@ log = logging.getLogger(__name__)
 
 
 class IndexSink:
-    def __init__(self, connect: Callable[[], psycopg.Connection], store: IndexStore) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        store: IndexStore,
+        consumer: str = "index",
+    ) -> None:
         self._connect = connect  # rebuilds read one snapshot on a connection of their own
-        self._conn = connect()
         self._store = store
-        self.index: SearchIndex = store.current(writable=True)
+        try:
+            self._lock = store.hold_writer(RUN)
+        except IndexBusy as busy:
+            raise EpipeError(f"{busy}: start the pipeline again once it has finished") from None
+        try:
+            self._conn = connect()
+            self._identity = database_identity(self._conn)
+            self.index, self._held = self._open(recorded_position(self._conn, consumer))
+        except BaseException:
+            self._lock.release()
+            raise
         self._reader = NamespaceReader(self._conn)
         self._state = DocumentSource(self._reader)
         self._reset()
+
+    def _open(self, recorded: int) -> tuple[SearchIndex, int]:
+        """The current generation, rebuilt first if it cannot serve a consumer that has
+        applied changes up to `recorded`; with the position it holds."""
+        reason: str | None
+        try:
+            index = self._store.current(writable=True)
+        except EngineError as exc:
+            reason = f"cannot be opened ({exc})"
+        else:
+            held = self._store.position(index.generation)
+            reason = stale_because(held, self._identity, recorded)
+            if reason is None:
+                return index, 0 if held is None else held.lsn
+            index.close()
+        log.warning("the search index %s: rebuilding it from the database", reason)
+        report, index = self._rebuilt()
+        log.warning("the search index was rebuilt: %s", _summary(report))
+        return index, report.position
 
     def _reset(self) -> None:
         self._touched: dict[int, int] = {}  # inode id -> version (commit LSN)
@@ -104,6 +150,7 @@ class IndexSink:
             if self._touched or self._moved_dirs:
                 self._reader.read_after(self._xids, lambda: self._rewrite(rejections))
             if self._touched or self._deleted or self._moved_dirs:
+                self._still_current()
                 index.commit()
         finally:
             self._reset()
@@ -130,10 +177,31 @@ class IndexSink:
         for inode_id, reasons in skipped:
             rejections.append((cause(inode_id), _left_out(inode_id, reasons)))
 
+    def _still_current(self) -> None:
+        current = self._store.current_generation()
+        if current != self.index.generation:
+            raise EngineError(
+                f"the index generation {self.index.generation} this pipeline writes to is no "
+                f"longer the current one ({current}): something replaced the index; restart "
+                "the pipeline (it rebuilds an index it cannot go on from)"
+            )
+
+    def applied(self, lsn: int) -> None:
+        """Everything up to `lsn` is applied (and committed): the generation records it."""
+        if lsn > self._held:
+            self._store.record_position(self.index.generation, IndexPosition(lsn, self._identity))
+            self._held = lsn
+
+    def _rebuilt(
+        self, progress: Progress = lambda done, total: None
+    ) -> tuple[RebuildReport, SearchIndex]:
+        with self._connect() as conn:
+            return rebuild(conn, self._store, progress=progress)
+
     def _rebuild(self, cause: Event, rejections: list[Rejection]) -> None:
         self.index.close()
-        with self._connect() as conn:
-            report, self.index = rebuild(conn, self._store)
+        report, self.index = self._rebuilt()
+        self._held = report.position
         for inode_id, reason in report.rejected:
             rejections.append((cause, f"inode {inode_id}: {reason}"))
 
@@ -142,16 +210,23 @@ class IndexSink:
         time.sleep(0.05)  # a change just decoded is visible to new snapshots by now
         self.index.close()
         try:
-            with self._connect() as conn:
-                report, self.index = rebuild(conn, self._store, progress=progress)
+            report, self.index = self._rebuilt(progress)
         except BaseException:
             self.index = self._store.current(writable=True)
             raise
-        return f"rebuilt the index: {report.documents:,} documents in {report.seconds:.1f} s"
+        self._held = report.position
+        return _summary(report)
 
     def close(self) -> None:
-        self.index.close()
-        self._conn.close()
+        try:
+            self.index.close()
+            self._conn.close()
+        finally:
+            self._lock.release()
+
+
+def _summary(report: RebuildReport) -> str:
+    return f"rebuilt the index: {report.documents:,} documents in {report.seconds:.1f} s"
 
 
 def _left_out(inode_id: int, reasons: list[str]) -> str:

@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -338,3 +338,22 @@ def test_relevance_pages_are_exact_when_a_group_of_ties_has_a_gap_in_id_order(
     index.commit()
     expected = [i for i in files if i not in gap] + list(gap)  # shorter names score higher
     assert [i for page in pages(index, 70, text="same", sort="score") for i in page] == expected
+
+
+def test_a_generation_records_the_position_it_holds(store: IndexStore, index: SearchIndex) -> None:
+    from epipe.index.position import Identity, IndexPosition
+
+    assert store.position(index.generation) is None
+    held = IndexPosition(0x1_0000_00A0, Identity("7300000000000000001", "epipe"))
+    store.record_position(index.generation, held)
+    assert store.position(index.generation) == held
+
+
+def test_the_fields_searches_read_agree_with_the_documents(
+    store: IndexStore, index: SearchIndex
+) -> None:
+    assert index.check_fields(CORPUS) == {}
+    larger: dict[str, Any] = {**CORPUS[4], "size": CORPUS[4]["size"] + 1}
+    other_owner: dict[str, Any] = {**CORPUS[5], "owner": "mallory"}
+    changed = [cast(Document, larger), cast(Document, other_owner)]
+    assert index.check_fields(changed) == {larger["id"]: "size", other_owner["id"]: "owner"}

@@ -99,6 +99,17 @@ def _predicate(predicate: Predicate, schema: tantivy.Schema, index: tantivy.Inde
         raise QueryError(f"xattr {predicate.text!r}", f"not a valid range: {exc}") from None
 
 
+def range_query(index: tantivy.Index, keys: tuple[str, ...], value: Any) -> tantivy.Query | None:
+    """Documents whose annotation at `keys` holds the number `value`, by its fast column
+    (as a range predicate reads it); None for a number a range cannot spell."""
+    field = "xattrs." + ".".join(_escape(k) for k in keys)
+    try:
+        number = _number(value)
+        return index.parse_query(f"{field}:[{number} TO {number}]")
+    except (QueryError, ValueError):
+        return None
+
+
 def _clamp(when: datetime | None) -> datetime | None:
     """tantivy stores dates between 1677 and 2262; no file has a time outside them."""
     if when is None:

@@ -15,6 +15,7 @@ from epipe.index.paging import order_of
 from epipe.index.tantivy.compile import compile_query
 from epipe.index.tantivy.document import stored, to_tantivy
 from epipe.index.tantivy.errors import map_exceptions
+from epipe.index.tantivy.fields import differing
 from epipe.index.tantivy.keyset import page_entries
 from epipe.index.tantivy.schema import SORT_FIELDS
 from epipe.search.query import SearchQuery
@@ -161,3 +162,8 @@ class TantivyIndex:
         searcher = self._searcher()
         with self._failing("read"):
             return searcher.num_docs
+
+    def check_fields(self, expected: list[Document]) -> dict[int, str]:
+        searcher = self._searcher()
+        with self._failing("read"):
+            return differing(self.schema, self._index, searcher, expected)

@@ -1,8 +1,10 @@
 """TantivyStore: the generations of the embedded index under one directory.
 
 Generations live in `g<N>/` directories; the symlink `current` names the live one and is
-replaced atomically when a rebuild finishes. One process writes (the index consumer); any
-number read, each reopening when `current` moves.
+replaced atomically when a rebuild finishes. One process writes (the index consumer, or an
+offline `epipe reindex`: whoever holds `writer.lock`); any number read, each reopening when
+`current` moves. Each generation records the position it holds in `position.json` (written
+by rename after each batch: tantivy-py's commit takes no payload).
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ import os
 import shutil
 from pathlib import Path
 
+import orjson
+
 from epipe.index.engine import EngineError
+from epipe.index.position import IndexPosition
 from epipe.index.tantivy.errors import map_exceptions
 from epipe.index.tantivy.index import TantivyIndex
+from epipe.index.tantivy.lock import WriterLock
 from epipe.index.tantivy.schema import build_schema
+
+POSITION = "position.json"
 
 
 class TantivyStore:
@@ -33,6 +41,39 @@ class TantivyStore:
             return os.readlink(self._link)
         except OSError:
             return None
+
+    def hold_writer(self, role: str) -> WriterLock:
+        lock = WriterLock(self.root, role)
+        self._remove_abandoned()
+        return lock
+
+    def _remove_abandoned(self) -> None:
+        """Generations that are neither current nor the one it replaced (which readers may
+        still search) were left by a rebuild that never finished."""
+        current = self.current_generation()
+        numbers = sorted(_number(p.name) for p in self.root.glob("g*") if _number(p.name))
+        if current is None or not _number(current):
+            return
+        below = [n for n in numbers if n < _number(current)]
+        keep = {current, *(f"g{n}" for n in below[-1:])}
+        for n in numbers:
+            if f"g{n}" not in keep:
+                shutil.rmtree(self.root / f"g{n}", ignore_errors=True)
+
+    def position(self, generation: str) -> IndexPosition | None:
+        try:
+            return IndexPosition.from_json(
+                orjson.loads((self.root / generation / POSITION).read_bytes())
+            )
+        except (OSError, orjson.JSONDecodeError):
+            return None
+
+    def record_position(self, generation: str, position: IndexPosition) -> None:
+        path = self.root / generation / POSITION
+        with map_exceptions(f"record the position of {path}"):
+            temporary = path.with_name(f".{POSITION}-{os.getpid()}")
+            temporary.write_bytes(orjson.dumps(position.to_json()))
+            os.replace(temporary, path)
 
     def reader(self) -> TantivyIndex:
         index = self.current(writable=False)
@@ -57,7 +98,7 @@ class TantivyStore:
     def new_generation(self) -> tuple[str, TantivyIndex]:
         with map_exceptions(f"make a new generation under {self.root}"):
             self.root.mkdir(parents=True, exist_ok=True)
-            existing = [int(p.name[1:]) for p in self.root.glob("g*") if p.name[1:].isdigit()]
+            existing = [_number(p.name) for p in self.root.glob("g*")]
             generation = f"g{max(existing, default=0) + 1}"
             path = self.root / generation
             path.mkdir()
@@ -80,3 +121,8 @@ class TantivyStore:
     def discard(self, generation: str) -> None:
         if generation != self.current_generation():
             shutil.rmtree(self.root / generation, ignore_errors=True)
+
+
+def _number(name: str) -> int:
+    """N of a generation `gN` (0 for any other name)."""
+    return int(name[1:]) if name.startswith("g") and name[1:].isdigit() else 0
