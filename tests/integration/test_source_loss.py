@@ -7,9 +7,7 @@ and by replaying the events file."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,22 +21,14 @@ from epipe.fs.namespace import Namespace
 from epipe.load.bulk import load_images
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
-from tests.integration.pipeline_helpers import PipelineProcess, new_slot
+from tests.integration.pipeline_helpers import PipelineProcess, epipe_command, epipe_env, new_slot
 from tests.integration.replay import Model, read_events
 from tests.integration.test_capture_process import streaming, wait_caught_up, wait_until
 
 
 def epipe(dsn: str, home: Path, slot: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI, as a process."""
-    env = {**os.environ, "EPIPE_DSN": dsn, "EPIPE_HOME": str(home), "EPIPE_SLOT": slot}
-    return subprocess.run(
-        [sys.executable, "-m", "epipe", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return epipe_command(epipe_env(dsn, home, slot), *args)
 
 
 class Pipeline:
