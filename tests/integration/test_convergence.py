@@ -81,6 +81,7 @@ class World:
     def start(self) -> None:
         self.process.start()
         self.running = True
+        self.process.backfilled(self.conn)  # the seed of a history must not race the backfill
 
     def kill(self) -> None:
         if self.running:
