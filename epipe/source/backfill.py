@@ -9,6 +9,12 @@ reflects its current state, no snapshot is held open, and the stream keeps flowi
 
 Progress (the last key emitted) is saved once the slot is confirmed past the chunk's high
 watermark: after a crash the backfill resumes with the next chunk.
+
+A commit is written to the change log a moment before it becomes visible to new snapshots.
+A transaction whose commit precedes the low watermark in the log, yet is not visible to the
+chunk's read, would have its change shown before the window and the older row emitted after
+it. So the read waits until every transaction in flight when the low watermark committed is
+visible (checked while the stream goes on; a long transaction delays only the backfill).
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ class Chunk:
     emitted: int = 0
     end_lsn: int | None = None  # end of the high watermark's transaction, once seen
     read: int = field(default=0)
+    # transactions in flight when the low watermark committed (64-bit ids, as text)
+    in_flight: list[str] = field(default_factory=list)
+    selected: bool = False  # the rows are read and the high watermark written
+    changed: set[tuple[Any, ...]] = field(default_factory=set)  # keys changed in the window
+    truncated: bool = False  # the relation was truncated in the window
 
 
 def key_of(event: Event) -> tuple[str, tuple[Any, ...]] | None:
@@ -72,6 +83,10 @@ def key_of(event: Event) -> tuple[str, tuple[Any, ...]] | None:
     if event.type == ev.PROV_OP:
         return "prov_ops", (data["op"].get("id"),)
     return None
+
+
+def key_of_row(relation: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[k] for k in KEYS[relation])
 
 
 class Backfill:
@@ -105,17 +120,32 @@ class Backfill:
 
     @property
     def pending(self) -> bool:
-        """A chunk remains to be read and none is in flight."""
-        return self.chunk is None and any(not step.done for step in self._plan)
+        """A chunk is to be read: the next one, or the one whose low watermark is written."""
+        if self.chunk is not None:
+            return not self.chunk.selected
+        return any(not step.done for step in self._plan)
 
     def read_chunk(self) -> None:
-        """Low watermark, read the next chunk, high watermark (the stream brings both back)."""
-        step = next((entry for entry in self._plan if not entry.done), None)
-        if step is None or self.chunk is not None:
+        """Low watermark; once the transactions in flight then are visible, read the next
+        chunk and write the high watermark (the stream brings both watermarks back)."""
+        if self.chunk is None:
+            self._open_chunk()
+        chunk = self.chunk
+        if chunk is None or chunk.selected or not self._settled(chunk.in_flight):
             return
-        relation, after = step.relation, step.last_key
-        table = self._table(relation)
-        limit = self._chunk_rows[relation]
+        step = next(entry for entry in self._plan if not entry.done)
+        limit = self._chunk_rows[chunk.relation]
+        rows = self._select(chunk.relation, self._table(chunk.relation), step.last_key, limit)
+        self._emit(WATERMARK, self._mark(chunk.id, "high"))
+        chunk.rows = {key_of_row(chunk.relation, row): row for row in rows}
+        chunk.last_key = list(next(reversed(chunk.rows))) if chunk.rows else step.last_key
+        chunk.last, chunk.read, chunk.selected = len(rows) < limit, len(rows), True
+        step.last_key, step.done = chunk.last_key, chunk.last
+
+    def _open_chunk(self) -> None:
+        step = next((entry for entry in self._plan if not entry.done), None)
+        if step is None:
+            return
         chunk_id = uuid.uuid4().hex
         truncate = [s.relation for s in self._plan] if self._resynchronises() else None
         if truncate:
@@ -126,13 +156,24 @@ class Backfill:
                 ", ".join(truncate),
             )
         self._emit(WATERMARK, self._mark(chunk_id, "low", truncate))
-        rows = self._select(relation, table, after, limit)
-        self._emit(WATERMARK, self._mark(chunk_id, "high"))
-        keys = KEYS[relation]
-        by_key = {tuple(row[k] for k in keys): row for row in rows}
-        last_key = list(next(reversed(by_key))) if by_key else after
-        self.chunk = Chunk(relation, chunk_id, by_key, last_key, len(rows) < limit, read=len(rows))
-        step.last_key, step.done = last_key, self.chunk.last
+        in_flight = [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+            ).fetchall()
+        ]
+        self.chunk = Chunk(step.relation, chunk_id, {}, step.last_key, False, in_flight=in_flight)
+
+    def _settled(self, xids: list[str]) -> bool:
+        """Every transaction of `xids` has ended and is visible to new snapshots."""
+        if not xids:
+            return True
+        row = self._conn.execute(
+            "SELECT bool_and(pg_visible_in_snapshot(x::xid8, pg_current_snapshot())) "
+            "FROM unnest(%s::text[]) AS x",
+            [xids],
+        ).fetchone()
+        return bool(row and row[0])
 
     def _mark(self, chunk_id: str, mark: str, truncate: list[str] | None = None) -> str:
         content: dict[str, Any] = {"slot": self._slot, "chunk": chunk_id, "mark": mark}
@@ -193,11 +234,16 @@ class Backfill:
                 return []
             data = {"tables": tables, "cascade": False, "restart_identity": False}
             return [translator.event(ev.TABLE_TRUNCATED, None, data, snapshot=True)]
+        if not chunk.selected:
+            return []  # cannot happen: the high watermark is written after the read
+        rows = [] if chunk.truncated else chunk.rows.values()
         out = [
-            translator.created(chunk.relation, row, snapshot=True) for row in chunk.rows.values()
+            translator.created(chunk.relation, row, snapshot=True)
+            for row in rows
+            if key_of_row(chunk.relation, row) not in chunk.changed
         ]
         chunk.emitted = len(out)
-        chunk.rows = {}
+        chunk.rows, chunk.changed = {}, set()
         self.chunk = None
         self._done_chunks.append(chunk)
         return out
@@ -211,11 +257,11 @@ class Backfill:
             if event.snapshot:  # our own truncation, at the low watermark
                 continue
             if event.type == ev.TABLE_TRUNCATED and chunk.relation in event.data["tables"]:
-                chunk.rows.clear()
+                chunk.truncated = True
                 continue
             found = key_of(event)
             if found is not None and found[0] == chunk.relation:
-                chunk.rows.pop(found[1], None)
+                chunk.changed.add(found[1])
 
     def on_commit(self, end_lsn: int) -> None:
         """The transaction just read ended at `end_lsn` (a high watermark's, perhaps)."""

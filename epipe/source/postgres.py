@@ -122,9 +122,12 @@ class PostgresSource:
                 self._position = max(self._position, slot.wal_end)
                 slot.keepalive(reply=True)
                 self._check_publication()
-            if self._backfill is not None and self._backfill.pending:
-                self._backfill.read_chunk()
-                return
+            backfill = self._backfill
+            if backfill is not None and backfill.pending:
+                backfill.read_chunk()
+                if not backfill.pending:
+                    return
+                timeout = min(timeout, 0.01)  # transactions in flight hold the chunk's read
         slot.wait(timeout)
 
     def _check_publication(self) -> None:

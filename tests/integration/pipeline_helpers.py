@@ -70,6 +70,7 @@ def running(
     slot: str | None = None,
     consumers: list[ConsumerSpec] | None = None,
     backfill_chunk: int | None = None,
+    backfill: bool = False,
     expect_failure: bool = False,
 ) -> Iterator[Running]:
     """The embedded pipeline in a background thread, stopped (and checked) on exit."""
@@ -78,7 +79,7 @@ def running(
     settings = Settings(dsn=dsn, slot=slot, home=tmp_path, heartbeat_interval=0.2)  # type: ignore[arg-type]
     if consumers is None:
         consumers = [wiring.events_file_consumer(events_file)]
-    source = wiring.open_source(settings, dsn, backfill_chunk=backfill_chunk)
+    source = wiring.open_source(settings, dsn, backfill=backfill, backfill_chunk=backfill_chunk)
     runner = wiring.runner(settings, dsn, consumers, source=source)
     handle = Running(runner, slot, events_file)
     stop = threading.Event()
