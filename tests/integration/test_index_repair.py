@@ -64,9 +64,14 @@ class Site:
 
     def caught_up(self) -> None:
         """The backfill (if any) is read and every change so far applied."""
-        wait_until(lambda: all(b.done for b in PipelineStore.on(self.conn).backfill(self.slot)))
+        wait_until(self._backfilled)
         _, lagging = pipeline_status.wait(self.conn, self.slot, None, 60)
         assert not lagging, (lagging, self.process.log.read_text())
+
+    def _backfilled(self) -> bool:
+        """The slot's backfill has begun (a new slot's always does) and is read."""
+        states = PipelineStore.on(self.conn).backfill(self.slot)
+        return bool(states) and all(state.done for state in states)
 
     def stop(self) -> None:
         assert self.process.stop() == 0, self.process.log.read_text()
