@@ -1,11 +1,13 @@
 """The `epipe` command line: the composition root.
 
-Settings are read once here; commands get what they need from `Context`. Every EpipeError
-ends the command with one line on stderr and exit code 1.
+Settings are read once here; commands get what they need from `Context`. Every EpipeError,
+and a connection to the database lost under a command, ends it with one line on stderr and
+exit code 1.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -14,6 +16,7 @@ import click
 from epipe.cli import accounts, bench, db, fs, index, load, pipeline
 from epipe.cli.context import Context
 from epipe.errors import EpipeError
+from epipe.pipeline.supervisor import CONNECTION_ERRORS, describe
 
 
 class _Group(click.Group):
@@ -23,6 +26,9 @@ class _Group(click.Group):
         except EpipeError as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 click.echo(f"epipe: {line}", err=True)
+            sys.exit(1)
+        except CONNECTION_ERRORS as exc:  # the database went away under a command
+            click.echo(f"epipe: {describe(exc)}", err=True)
             sys.exit(1)
 
 
@@ -54,4 +60,23 @@ cli.add_command(bench.bench)
 
 
 def main() -> None:
+    _python_writes_stderr_alone()
     cli(prog_name="epipe")
+
+
+def _python_writes_stderr_alone() -> None:
+    """Rust's panic hook (tantivy's, on a corrupted index) writes a report and a backtrace
+    to file descriptor 2 before pyo3 turns the panic into an exception, which the index
+    adapter reports in one line. So Python's stderr moves to a copy of the descriptor and
+    the descriptor itself to /dev/null: what epipe says is all that is shown."""
+    try:
+        copy = os.dup(2)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no stderr at all: nothing to keep apart
+        return
+    sys.stderr.flush()
+    sys.stderr = open(  # noqa: SIM115 (the process's stderr, open for its whole life)
+        copy, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace"
+    )
+    os.dup2(quiet, 2)
+    os.close(quiet)

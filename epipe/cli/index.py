@@ -144,7 +144,9 @@ def reindex(ctx: Context, timeout: float) -> None:
             index.close()
     click.echo(
         f"rebuilt {report.generation}: {report.documents:,} documents in "
-        f"{report.seconds:.1f} s" + (f", {len(report.rejected)} refused" if report.rejected else "")
+        f"{report.seconds:.1f} s"
+        + (f", {len(report.rejected)} refused" if report.rejected else "")
+        + (f", {len(report.skipped)} with annotations left out" if report.skipped else "")
     )
 
 
@@ -231,13 +233,15 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
         _catch_up(ctx, timeout)
         drift = verify_index(conn, index)
         if drift:  # changes may have raced the comparison: look again at what differed
-            checked = drift.checked
+            checked, left_out = drift.checked, drift.left_out
             _catch_up(ctx, timeout)
             drift = verify_index(conn, index, only=drift.ids)
-            drift.checked = checked
+            drift.checked, drift.left_out = checked, left_out
     except EngineError as exc:
-        click.echo(f"epipe: cannot check the index: {exc}", err=True)
-        click.echo("epipe: run `epipe reindex` to rebuild it from the database", err=True)
+        click.echo(
+            f"epipe: cannot check the index: {exc}; `epipe reindex` rebuilds it from the database",
+            err=True,
+        )
         raise SystemExit(CANNOT_CHECK) from None
     summary = drift.summary()
     if as_json:
@@ -255,6 +259,8 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
             found: dict[str, Any] = summary[kind]
             line = ", ".join(f"{n} {k}" for k, n in sorted(found.items())) or "none"
             click.echo(f"{kind:<8} {line}")
+        if drift.left_out:
+            click.echo(f"left out annotations of {drift.left_out:,} documents (see epipe status)")
         click.echo(
             f"checked  {drift.checked:,} documents: "
             f"{'DRIFT' if drift else 'index equals the database'}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -15,19 +15,24 @@ from epipe.cli.context import Context, echo_json
 from epipe.errors import ConfigError
 from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.pipeline import status as pipeline_status
+from epipe.pipeline.runner import Runner
+from epipe.pipeline.store import PipelineStore
+from epipe.pipeline.supervisor import Supervisor
 
 pass_context = click.make_pass_decorator(Context)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
+def _supervise(attempt: Callable[[bool], Runner]) -> None:
+    """Run `attempt(first)`'s runner, and a new one after each failure that may pass (one
+    line on stderr each), until SIGTERM or Ctrl-C."""
+    supervisor = Supervisor(attempt, report=lambda line: click.echo(f"epipe: {line}", err=True))
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        supervisor.stop()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    return stop
+    supervisor.run()
 
 
 def _require_kafka(ctx: Context, what: str) -> None:
@@ -44,6 +49,8 @@ def _logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # kafka-python logs each failed attempt to reach a broker; ours is one line
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @click.command()
@@ -72,15 +79,24 @@ def run(
     backfill_chunk: int | None,
     verbose: bool,
 ) -> None:
-    """The whole pipeline in one process: tailer and consumers, until SIGTERM or Ctrl-C."""
+    """The whole pipeline in one process: tailer and consumers, until SIGTERM or Ctrl-C
+    (exit 0). A lost database, bus or index write is one line on stderr, then a new start
+    after a pause; an error that waiting cannot cure ends it with exit 1."""
     _logging(verbose)
     ctx.connection()  # schema present and current
     dsn, settings = ctx.dsn(), ctx.settings
     consumers = wiring.enabled_consumers(settings, dsn)
     if events_file is not None:
         consumers.append(wiring.events_file_consumer(events_file))
-    source = wiring.open_source(settings, dsn, backfill=backfill, backfill_chunk=backfill_chunk)
-    wiring.runner(settings, dsn, consumers, source=source).run(_stop_on_signals())
+
+    def attempt(first: bool) -> Runner:
+        # a forced backfill starts once; a later attempt resumes it where it was confirmed
+        source = wiring.open_source(
+            settings, dsn, backfill=backfill and first, backfill_chunk=backfill_chunk
+        )
+        return wiring.runner(settings, dsn, consumers, source=source)
+
+    _supervise(attempt)
 
 
 @click.command(
@@ -97,7 +113,7 @@ def consume(ctx: Context, name: str, verbose: bool) -> None:
     ctx.connection()
     dsn, settings = ctx.dsn(), ctx.settings
     consumer = wiring.consumer(name, settings, dsn)
-    wiring.runner(settings, dsn, [consumer]).run(_stop_on_signals())
+    _supervise(lambda first: wiring.runner(settings, dsn, [consumer]))
 
 
 @click.command()
@@ -110,8 +126,11 @@ def tail(ctx: Context, backfill: bool, verbose: bool) -> None:
     _require_kafka(ctx, "`epipe tail` publishes to Kafka")
     ctx.connection()
     dsn, settings = ctx.dsn(), ctx.settings
-    source = wiring.open_source(settings, dsn, backfill=backfill)
-    wiring.runner(settings, dsn, [], source=source).run(_stop_on_signals())
+    _supervise(
+        lambda first: wiring.runner(
+            settings, dsn, [], source=wiring.open_source(settings, dsn, backfill=backfill and first)
+        )
+    )
 
 
 @click.command()
@@ -120,8 +139,10 @@ def tail(ctx: Context, backfill: bool, verbose: bool) -> None:
 def status(ctx: Context, as_json: bool) -> None:
     """Slot position, retained WAL, each consumer's position and lag, dead letters."""
     state = pipeline_status.status(ctx.connection(), ctx.settings.slot)
+    recent = PipelineStore.on(ctx.connection()).recent_dead_letters()
     if as_json:
-        echo_json(state)
+        letters = [{"consumer": c, "lsn": lsn, "reason": r} for c, lsn, r in recent]
+        echo_json({**state, "recent_dead_letters": letters})
         return
     click.echo(f"current WAL position  {state['current_lsn']}")
     slot = state["slot"]
@@ -141,6 +162,10 @@ def status(ctx: Context, as_json: bool) -> None:
             f"dead letters {consumer['dead_letters']}"
         )
     click.echo(f"dead letters          {state['dead_letters']}")
+    for consumer, lsn, reason in recent:  # the latest, newest first
+        click.echo(f"  {consumer} at {lsn}: {reason if len(reason) < 300 else reason[:300] + '…'}")
+    for work in state["running"]:
+        click.echo(work)
 
 
 @click.command()

@@ -5,26 +5,38 @@ An external server is checked before use; each problem is one line naming the fi
 
 from __future__ import annotations
 
-import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
+from epipe import jsonvalue
 from epipe.db.embedded import EmbeddedPostgres
 from epipe.errors import DatabaseError
 from epipe.settings import Settings
 
-set_json_loads(orjson.loads)  # jsonb values (annotations) parse several times faster
+set_json_loads(jsonvalue.load)  # orjson (several times faster), and never an error
 
 MIN_SERVER_VERSION = 140000  # pgoutput protocol v2 (streaming of large transactions)
 
 
 def connect(dsn: str, *, autocommit: bool = True, **kwargs: object) -> psycopg.Connection:
-    """A psycopg connection, failures translated to DatabaseError."""
+    """A psycopg connection whose session time zone is UTC, failures translated to DatabaseError.
+
+    Times leave the database as text in the session's zone (documents, CLI output), so it is
+    pinned here: libpq sends PGTZ as a startup parameter that outranks `options=-c TimeZone=`,
+    hence a SET after connecting rather than a connection option."""
     try:
-        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, **kwargs)  # type: ignore[arg-type]
+        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, **kwargs)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1]
         raise DatabaseError(f"cannot connect to the metadata database: {reason}") from None
+    try:
+        conn.execute("SET TimeZone TO 'UTC'")
+        if not autocommit:
+            conn.commit()  # a session setting: it outlives this transaction
+    except psycopg.Error as exc:
+        conn.close()
+        raise DatabaseError(f"cannot set the session time zone to UTC: {exc}") from None
+    return conn
 
 
 def check_server(dsn: str) -> list[str]:

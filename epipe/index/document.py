@@ -6,8 +6,9 @@
 `ancestors` (ids of every directory above, root first) make subtree search one term query
 and keep working after renames of the ancestors' names (ids never change); a directory move
 rewrites the moved subtree's documents. `xattrs` maps display names (`labels`,
-`system.acl`) to the JSON values. Annotations too large to index (more than
-MAX_ANNOTATION_VALUES leaf values) are left out, named in `skipped`, and reported.
+`system.acl`) to the JSON values. Annotations the index cannot hold (more than
+MAX_ANNOTATION_VALUES leaf values, nested deeper than MAX_DEPTH, a part epipe could not read as
+a value) are left out, named in `skipped`, and reported with the reason.
 docs/search-index.md has the rationale; schemas/index/document.schema.json the shape.
 """
 
@@ -18,7 +19,9 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
+from epipe import jsonvalue
 from epipe.fs.reader import path_of
+from epipe.fs.xattrs import MAX_DEPTH
 
 
 class Document(TypedDict):
@@ -86,7 +89,8 @@ def build(
     xattrs: dict[str, Any] | None,
     version: int,
 ) -> tuple[Document, list[str]]:
-    """The document of one inode, and the names of xattrs left out for their size.
+    """The document of one inode, and why each xattr left out of it was
+    ("annotation NAME has more than 10,000 values").
 
     `row`: id, parent_id, name, kind ('file'|'dir'), size, mode, owner, group, mtime, ctime
     (datetimes); `names`: the names from the root down to the inode; `ancestors`: the ids
@@ -94,15 +98,16 @@ def build(
     path = path_of(names)
     kept: dict[str, Any] = {}
     skipped: list[str] = []
+    reasons: list[str] = []
+    if not isinstance(xattrs, dict | None):  # not an object: nothing to take apart
+        xattrs, reasons = None, [f"annotations cannot be read: {_cut(str(xattrs))}"]
     for name, value in sorted((xattrs or {}).items()):
-        # a leaf takes at least 2 bytes of JSON ("0,"): shorter values need no counting
-        if (
-            len(orjson.dumps(value)) > 2 * MAX_ANNOTATION_VALUES
-            and len(leaves(value)) > MAX_ANNOTATION_VALUES
-        ):
-            skipped.append(name)
-        else:
+        reason = unindexable(value)
+        if reason is None:
             kept[name] = value
+        else:
+            skipped.append(name)
+            reasons.append(f"annotation {name} {reason}")
     doc: Document = {
         "id": row["id"],
         "parent_id": row["parent_id"],
@@ -123,7 +128,48 @@ def build(
     }
     if skipped:
         doc["skipped"] = skipped
-    return doc, skipped
+    return doc, reasons
+
+
+def without_annotations(doc: Document) -> Document:
+    """The document with every annotation left out (and named in `skipped`)."""
+    return {**doc, "xattrs": {}, "skipped": sorted([*doc.get("skipped", []), *doc["xattrs"]])}
+
+
+def unindexable(value: Any) -> str | None:
+    """Why an annotation cannot be indexed ("is nested deeper than 64 levels"), or None.
+    One orjson pass (which every document takes anyway) finds what it cannot encode; the
+    counts run only when the encoded size says they might find something."""
+    unreadable: list[str] = []
+
+    def refuse(part: Any) -> Any:
+        unreadable.append(getattr(part, "reason", f"holds a {type(part).__name__}"))
+        raise TypeError
+
+    try:
+        encoded = orjson.dumps(value, default=refuse, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except orjson.JSONEncodeError as exc:
+        if unreadable:
+            return _ENCODING_REASONS.get(unreadable[0], unreadable[0])
+        return _ENCODING_REASONS.get(str(exc), f"cannot be encoded as JSON ({exc})")
+    if jsonvalue.brackets(encoded) > MAX_DEPTH and jsonvalue.depth(value) > MAX_DEPTH:
+        return f"is nested deeper than {MAX_DEPTH} levels"
+    # a leaf takes at least 2 bytes of JSON ("0,"): shorter values need no counting
+    if len(encoded) > 2 * MAX_ANNOTATION_VALUES and len(leaves(value)) > MAX_ANNOTATION_VALUES:
+        return f"has more than {MAX_ANNOTATION_VALUES:,} values"
+    return None
+
+
+_ENCODING_REASONS = {  # what orjson and the reader say, as the reason a user reads
+    jsonvalue.TOO_DEEP: f"is nested deeper than {MAX_DEPTH} levels",
+    "Recursion limit reached": f"is nested deeper than {MAX_DEPTH} levels",
+    "Integer exceeds 64-bit range": "holds an integer beyond 64 bits",
+    "str is not valid UTF-8: surrogates not allowed": "holds text that is not valid Unicode",
+}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:80]}…"
 
 
 def annotation_text(xattrs: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from epipe.errors import EpipeError
-from epipe.index.document import Document
+from epipe.index.document import Document, without_annotations
 from epipe.index.position import IndexPosition
 from epipe.search.query import SearchQuery
 
@@ -118,3 +118,19 @@ class IndexStore(Protocol):
 
     def discard(self, generation: str) -> None:
         """Remove a generation that will never be activated (a failed rebuild)."""
+
+
+def upsert_files(index: SearchIndex, docs: list[Document]) -> list[tuple[int, str]]:
+    """`index.upsert(docs)`, except that a document the engine refuses is written again
+    without its annotations (named in `skipped`): the file stays searchable by name, path and
+    metadata. The refusals, with the engine's reason."""
+    refused = index.upsert(docs)
+    if not refused:
+        return refused
+    ids = {inode_id for inode_id, _ in refused}
+    bare = [without_annotations(doc) for doc in docs if doc["id"] in ids and doc["xattrs"]]
+    kept = {doc["id"] for doc in bare} - {inode_id for inode_id, _ in index.upsert(bare)}
+    return [
+        (inode_id, f"{reason}; indexed without its annotations" if inode_id in kept else reason)
+        for inode_id, reason in refused
+    ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 from epipe.fs.reader import NamespaceReader
-from epipe.index.engine import IndexStore, SearchIndex
+from epipe.index.engine import IndexStore, SearchIndex, upsert_files
 from epipe.index.position import IndexPosition, database_identity
 from epipe.index.state import DocumentSource
 from epipe.lsn import lsn_from_str
@@ -48,7 +48,7 @@ def rebuild(
             assert row is not None
             version, total = lsn_from_str(row[0]), int(row[1])
             for docs, left_out in DocumentSource(NamespaceReader(conn)).everything(version):
-                rejected.extend(index.upsert(docs))
+                rejected.extend(upsert_files(index, docs))
                 skipped.extend(left_out)
                 documents += len(docs)
                 progress(documents, total)

@@ -54,7 +54,8 @@ class Consumer:
                 self.step()
                 self.serve_requests()
         except BaseException as exc:
-            log.error("consumer %s stopped: %s", self.name, exc)
+            # the runner reports it (epipe run: one line, then a new attempt)
+            log.info("consumer %s stopped: %s", self.name, exc)
             self.subscription.fail(exc)
             raise
 

@@ -15,7 +15,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from epipe.bus import Bus
-from epipe.errors import EpipeError
 from epipe.pipeline.consume import Consumer
 from epipe.pipeline.rebuilds import RebuildRequests
 from epipe.pipeline.store import PipelineStore
@@ -55,7 +54,8 @@ class Runner:
         self._errors: list[BaseException] = []
 
     def run(self, stop: threading.Event) -> None:
-        """Run until `stop` is set or a part fails (then raise its error).
+        """Run until `stop` is set or a part fails (then set `stop` and raise its error: a
+        consumer's first, as the tailer's may only echo it).
 
         On stop the tailer ends first (flushing what it read, which the consumers must still
         apply), then the consumers."""
@@ -80,12 +80,19 @@ class Runner:
                     self.ready.set()
                     while not stop.wait(0.2) and not self._errors:
                         pass
-            finally:
-                consumers_stop.set()
-                for thread in threads:
-                    thread.join(timeout=30)
+            except BaseException:
+                self._join(threads, consumers_stop)
+                if self._errors:  # a consumer failed first: report that, not its echo
+                    raise self._errors[0] from None
+                raise
+            self._join(threads, consumers_stop)
             if self._errors:
                 raise self._errors[0]
+
+    def _join(self, threads: list[threading.Thread], consumers_stop: threading.Event) -> None:
+        consumers_stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
 
     def _consumer(self, spec: ConsumerSpec, stack: ExitStack) -> Consumer:
         store = self._store(stack)
@@ -123,12 +130,7 @@ class Runner:
         self.tailer = Tailer(source, self.bus, store=self._store(stack))
         self.tailer.open()
         self.ready.set()
-        try:
-            self.tailer.run(stop)
-        except EpipeError:
-            if self._errors:  # a consumer failed first: report that, not its echo
-                raise self._errors[0] from None
-            raise
+        self.tailer.run(stop)
 
     def _store(self, stack: ExitStack) -> PipelineStore:
         store = self.store()

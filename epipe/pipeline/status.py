@@ -71,6 +71,7 @@ def status(conn: psycopg.Connection, slot: str) -> dict[str, Any]:
         "retained_wal_bytes": retained,
         "consumers": consumers,
         "dead_letters": sum(dead.values()),
+        "running": running(conn, slot),
     }
 
 
@@ -92,8 +93,29 @@ def _lag(position: ConsumerPosition, token: int) -> Lag:
     return Lag(position.name, position.applied_lsn, behind, position.lag_seconds if behind else 0.0)
 
 
+def running(conn: psycopg.Connection, slot: str) -> list[str]:
+    """Work that is not over whatever the positions say: a backfill of the slot (its rows are
+    still to come) and an index rebuild in progress (the index is being refilled)."""
+    out = [
+        f"backfill of {state.relation} running"
+        for state in PipelineStore.on(conn).backfill(slot)
+        if not state.done
+    ]
+    rebuilds = conn.execute(
+        "SELECT id FROM epipe_index_requests WHERE started_at IS NOT NULL "
+        "AND finished_at IS NULL ORDER BY id"
+    ).fetchall()
+    out.extend(f"index rebuild {request} running" for (request,) in rebuilds)
+    return out
+
+
 def behind(conn: psycopg.Connection, slot: str, token: int) -> list[str]:
-    """Who has not yet applied `token`: 'slot <name>' and consumer names (empty: all have)."""
+    """Who has not yet applied `token`, and what still runs: 'slot <name>', consumer names,
+    backfills and rebuilds (empty: all is done)."""
+    return running(conn, slot) + _positions_behind(conn, slot, token)
+
+
+def _positions_behind(conn: psycopg.Connection, slot: str, token: int) -> list[str]:
     out = []
     state = slot_state(conn, slot)
     if state is None or state.confirmed_lsn is None:
@@ -111,12 +133,17 @@ def behind(conn: psycopg.Connection, slot: str, token: int) -> list[str]:
 def wait(
     conn: psycopg.Connection, slot: str, token: int | None, timeout: float, poll: float = 0.02
 ) -> tuple[int, list[str]]:
-    """Block until every consumer has applied `token` (default: the current end of the WAL).
-    Returns the token and who is still behind (empty on success)."""
+    """Block until every consumer has applied `token` (default: the current end of the WAL)
+    and no backfill or rebuild runs. Returns the token and who is still behind (empty on
+    success)."""
     target = current_lsn(conn) if token is None else token
     deadline = time.monotonic() + timeout
+    goal = target
     while True:
-        lagging = behind(conn, slot, target)
+        busy = running(conn, slot)
+        if busy:  # what they still emit lies past the token: wait for it too
+            goal = max(goal, current_lsn(conn))
+        lagging = busy + _positions_behind(conn, slot, goal)
         if not lagging or time.monotonic() >= deadline:
             return target, lagging
         time.sleep(poll)

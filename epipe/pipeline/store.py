@@ -142,6 +142,13 @@ class PipelineStore:
             ).fetchall()
         )
 
+    def recent_dead_letters(self, limit: int = 5) -> list[tuple[str, str | None, str]]:
+        """(consumer, position, reason) of the latest dead letters, newest first."""
+        return self._conn.execute(
+            "SELECT consumer, lsn::text, reason FROM epipe_dead_letters ORDER BY id DESC LIMIT %s",
+            [limit],
+        ).fetchall()
+
     # -- backfill ----------------------------------------------------------------------------
 
     def start_backfill(self, slot: str, relations: list[str]) -> None:

@@ -36,8 +36,8 @@ from epipe import events as ev
 from epipe.errors import EpipeError
 from epipe.events import Event
 from epipe.fs.reader import NamespaceReader
-from epipe.index.document import MAX_ANNOTATION_VALUES, Document
-from epipe.index.engine import RUN, EngineError, IndexBusy, IndexStore, SearchIndex
+from epipe.index.document import Document
+from epipe.index.engine import RUN, EngineError, IndexBusy, IndexStore, SearchIndex, upsert_files
 from epipe.index.position import (
     IndexPosition,
     database_identity,
@@ -172,10 +172,10 @@ class IndexSink:
     def _write(
         self, docs: list[Document], skipped: Skipped, cause: Any, rejections: list[Rejection]
     ) -> None:
-        for inode_id, reason in self.index.upsert(docs):
+        for inode_id, reason in upsert_files(self.index, docs):
             rejections.append((cause(inode_id), reason))
-        for inode_id, names in skipped:
-            rejections.append((cause(inode_id), _too_large(inode_id, names)))
+        for inode_id, reasons in skipped:
+            rejections.append((cause(inode_id), _left_out(inode_id, reasons)))
 
     def _still_current(self) -> None:
         current = self._store.current_generation()
@@ -229,8 +229,5 @@ def _summary(report: RebuildReport) -> str:
     return f"rebuilt the index: {report.documents:,} documents in {report.seconds:.1f} s"
 
 
-def _too_large(inode_id: int, names: list[str]) -> str:
-    return (
-        f"inode {inode_id}: annotation {', '.join(names)} has more than "
-        f"{MAX_ANNOTATION_VALUES:,} values; it is left out of the search index"
-    )
+def _left_out(inode_id: int, reasons: list[str]) -> str:
+    return f"inode {inode_id}: {'; '.join(reasons)}; left out of the search index"

@@ -13,6 +13,7 @@ watermark: after a crash the backfill resumes with the next chunk.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from epipe.events import Event
 from epipe.pipeline.store import PipelineStore
 from epipe.source import pgoutput as pg
 from epipe.source.translate import Table, Translator
+
+log = logging.getLogger(__name__)
 
 WATERMARK = "epipe.watermark"
 KEYS: dict[str, tuple[str, ...]] = {
@@ -114,7 +117,15 @@ class Backfill:
         table = self._table(relation)
         limit = self._chunk_rows[relation]
         chunk_id = uuid.uuid4().hex
-        self._emit(WATERMARK, self._mark(chunk_id, "low"))
+        truncate = [s.relation for s in self._plan] if self._resynchronises() else None
+        if truncate:
+            log.warning(
+                "backfill of slot %r from the first row after consumers applied changes: "
+                "every consumer resynchronising (truncation of %s, then every row)",
+                self._slot,
+                ", ".join(truncate),
+            )
+        self._emit(WATERMARK, self._mark(chunk_id, "low", truncate))
         rows = self._select(relation, table, after, limit)
         self._emit(WATERMARK, self._mark(chunk_id, "high"))
         keys = KEYS[relation]
@@ -123,8 +134,20 @@ class Backfill:
         self.chunk = Chunk(relation, chunk_id, by_key, last_key, len(rows) < limit, read=len(rows))
         step.last_key, step.done = last_key, self.chunk.last
 
-    def _mark(self, chunk_id: str, mark: str) -> str:
-        return orjson.dumps({"slot": self._slot, "chunk": chunk_id, "mark": mark}).decode()
+    def _mark(self, chunk_id: str, mark: str, truncate: list[str] | None = None) -> str:
+        content: dict[str, Any] = {"slot": self._slot, "chunk": chunk_id, "mark": mark}
+        if truncate:
+            content["truncate"] = truncate
+        return orjson.dumps(content).decode()
+
+    def _resynchronises(self) -> bool:
+        """The first chunk of a backfill begins with a truncation of its relations once some
+        consumer has applied anything: what was deleted while the slot did not stream (or
+        its publication was gone) has no event, so consumers drop everything and take the
+        rows again. A first backfill (nothing applied yet) needs none. Decided from saved
+        state alone, so a restart before the first chunk was confirmed truncates again."""
+        first = all(step.last_key is None and not step.done for step in self._plan)
+        return first and any(p.applied_lsn > 0 for p in self._store.positions())
 
     def _table(self, relation: str) -> Table:
         if relation not in self._tables:
@@ -165,7 +188,11 @@ class Backfill:
             return []  # another tailer's, or a chunk from before a restart
         if mark.get("mark") == "low":
             chunk.opened = True
-            return []
+            tables = mark.get("truncate")
+            if not tables:
+                return []
+            data = {"tables": tables, "cascade": False, "restart_identity": False}
+            return [translator.event(ev.TABLE_TRUNCATED, None, data, snapshot=True)]
         out = [
             translator.created(chunk.relation, row, snapshot=True) for row in chunk.rows.values()
         ]
@@ -181,6 +208,8 @@ class Backfill:
         if chunk is None or not chunk.opened:
             return
         for event in events:
+            if event.snapshot:  # our own truncation, at the low watermark
+                continue
             if event.type == ev.TABLE_TRUNCATED and chunk.relation in event.data["tables"]:
                 chunk.rows.clear()
                 continue

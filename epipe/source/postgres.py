@@ -10,6 +10,7 @@ on when only uncaptured tables change).
 
 from __future__ import annotations
 
+import logging
 import time
 
 from epipe.events import Event
@@ -21,6 +22,8 @@ from epipe.source.slot import ReplicationSlot
 from epipe.source.translate import CAPTURED, Translator
 
 _ROW_CHANGES = frozenset(b"IUD")
+
+log = logging.getLogger(__name__)
 
 
 class PostgresSource:
@@ -49,12 +52,20 @@ class PostgresSource:
 
     def open(self) -> int:
         slot = self.slot
-        created = slot.prepare()
+        setup = slot.inspect()
         self._backfill = Backfill(
             self._store, slot.emit_message, slot.control, slot.slot, chunk_rows=self._chunk_rows
         )
-        if created or self._force_backfill:
+        if setup.publication_gap and not setup.new_slot:
+            log.warning(
+                "publication %r was missing or incomplete: the changes written meanwhile "
+                "were skipped; resynchronising every consumer by a backfill",
+                slot.publication,
+            )
+        if setup.new_slot or setup.publication_gap or self._force_backfill:
+            # recorded before the repair: a crash in between finds the gap again
             self._backfill.start(slot.tables)
+        slot.repair()
         slot.start()
         self._position = slot.confirmed
         return self._position
@@ -110,10 +121,25 @@ class PostgresSource:
                 # the reply to the keepalive asked for last time: everything before it is read
                 self._position = max(self._position, slot.wal_end)
                 slot.keepalive(reply=True)
+                self._check_publication()
             if self._backfill is not None and self._backfill.pending:
                 self._backfill.read_chunk()
                 return
         slot.wait(timeout)
+
+    def _check_publication(self) -> None:
+        """A publication dropped (or narrowed) under a running stream makes pgoutput skip the
+        changes without a word: repair it, and resynchronise by a backfill."""
+        slot, backfill = self.slot, self._backfill
+        if slot.publication_intact() or backfill is None:
+            return
+        log.warning(
+            "publication %r was dropped or altered while streaming: the changes written "
+            "meanwhile were skipped; resynchronising every consumer by a backfill",
+            slot.publication,
+        )
+        backfill.start(slot.tables)
+        slot.repair()
 
     def confirm(self, position: int) -> None:
         if position <= self.slot.confirmed:
@@ -125,3 +151,4 @@ class PostgresSource:
 
     def close(self) -> None:
         self.slot.close()
+        self._store.close()  # handed over by the composition root: the source owns it

@@ -38,6 +38,14 @@ class SlotState:
     wal_status: str | None
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What `ReplicationSlot.inspect` found missing."""
+
+    new_slot: bool  # no slot: the rows already there need a backfill
+    publication_gap: bool  # publication missing or incomplete: changes were skipped
+
+
 def slot_state(conn: psycopg.Connection, name: str) -> SlotState | None:
     row = conn.execute(
         "SELECT plugin, database, active, active_pid, restart_lsn::text, "
@@ -79,6 +87,7 @@ class ReplicationSlot:
         self._repl: psycopg2.extensions.connection | None = None
         self._cursor: psycopg2.extras.ReplicationCursor | None = None
         self._confirmed = 0
+        self._publication_oid: int | None = None  # the publication streamed, once known
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -89,13 +98,46 @@ class ReplicationSlot:
             self._conn = connect(self.dsn)
         return self._conn
 
-    def prepare(self) -> bool:
-        """Create or check the publication and the slot, check replica identities; True when
-        the slot was created now (the rows it cannot see need a backfill)."""
+    def inspect(self) -> Setup:
+        """Check the replica identity and a slot already there; say what `repair` will create.
+        Nothing is written: a caller that must record a backfill does so before the repair,
+        so that a crash in between finds the same gap again."""
         conn = self.control
         self._check_identity(conn)
+        state = slot_state(conn, self.slot)
+        if state is not None:
+            self._check_slot(conn, state)
+            self._confirmed = state.confirmed_lsn or 0
+        return Setup(new_slot=state is None, publication_gap=not self.publication_intact())
+
+    def repair(self) -> None:
+        """Create or complete the publication, then create the slot if it is missing (in that
+        order: a slot without its publication would skip what is written in between)."""
+        conn = self.control
         self._ensure_publication(conn)
-        return self._ensure_slot(conn)
+        if slot_state(conn, self.slot) is None:
+            created = conn.execute(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                [self.slot],
+            ).fetchone()
+            assert created is not None
+            self._confirmed = lsn_from_str(created[0])
+
+    def publication_intact(self) -> bool:
+        """The publication is the one last seen (not dropped and created again) and covers
+        every captured table. Otherwise pgoutput has skipped, without a word, what was
+        written to the missing tables meanwhile."""
+        row = self.control.execute(
+            "SELECT p.oid::int8, array_agg(t.tablename::text) FILTER (WHERE t.schemaname = "
+            "'public') FROM pg_publication p LEFT JOIN pg_publication_tables t "
+            "ON t.pubname = p.pubname WHERE p.pubname = %s GROUP BY p.oid",
+            [self.publication],
+        ).fetchone()
+        if row is None:
+            return False
+        oid, published = row
+        seen, self._publication_oid = self._publication_oid, oid
+        return (seen is None or seen == oid) and set(self.tables) <= set(published or ())
 
     def _check_identity(self, conn: psycopg.Connection) -> None:
         row = conn.execute(
@@ -122,17 +164,10 @@ class ReplicationSlot:
             conn.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLE {tables}')
         elif (found[0] if found else None) != sorted(self.tables):
             conn.execute(f'ALTER PUBLICATION "{self.publication}" SET TABLE {tables}')
+        self._publication_oid = None
+        self.publication_intact()  # remember the publication now in place
 
-    def _ensure_slot(self, conn: psycopg.Connection) -> bool:
-        state = slot_state(conn, self.slot)
-        if state is None:
-            created = conn.execute(
-                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
-                [self.slot],
-            ).fetchone()
-            assert created is not None
-            self._confirmed = lsn_from_str(created[0])
-            return True
+    def _check_slot(self, conn: psycopg.Connection, state: SlotState) -> None:
         if state.plugin != "pgoutput" or state.database != conn.info.dbname:
             raise SourceError(
                 f"replication slot {self.slot!r} exists for {state.plugin} on database "
@@ -144,8 +179,6 @@ class ReplicationSlot:
                 f"{state.active_pid}: another tailer runs (stop it, or use another "
                 "EPIPE_SLOT)"
             )
-        self._confirmed = state.confirmed_lsn or 0
-        return False
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -156,6 +189,8 @@ class ReplicationSlot:
                 self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
             )
             self._cursor = self._repl.cursor()
+            # pgoutput writes times as text in this session's zone, which PGTZ would set
+            self._cursor.execute("SET TimeZone TO 'UTC'")
             self._cursor.start_replication(
                 slot_name=self.slot,
                 decode=False,

@@ -12,9 +12,8 @@ from struct import Struct
 from struct import error as StructError
 from typing import Any, NamedTuple
 
-import orjson
-
 from epipe import events as ev
+from epipe import jsonvalue
 from epipe.events import Event
 from epipe.fs.model import KINDS
 from epipe.source import pgoutput as pg
@@ -50,8 +49,8 @@ CONVERTERS: dict[int, Callable[[str], Any]] = {
     26: int,  # int8, int2, int4, oid
     700: float,
     701: float,
-    114: orjson.loads,
-    3802: orjson.loads,  # json, jsonb
+    114: jsonvalue.load,  # json, jsonb: any value PostgreSQL holds, never an error
+    3802: jsonvalue.load,
     1184: timestamptz,
     1114: _timestamp,
 }
@@ -63,8 +62,8 @@ RAW_CONVERTERS: dict[int, Callable[[bytes], Any]] = {
     26: int,  # int() takes bytes too
     700: float,
     701: float,
-    114: orjson.loads,
-    3802: orjson.loads,
+    114: jsonvalue.load,
+    3802: jsonvalue.load,
     1184: lambda v: timestamptz(v.decode()),
     1114: lambda v: _timestamp(v.decode()),
 }

@@ -34,19 +34,25 @@ def server(dsn: str, conn: psycopg.Connection, tmp_path: Path) -> Iterator[tuple
     _, index = rebuild(conn, open_index_store(app_settings))
     index.close()
     token = accounts.create_token(conn, "alice")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    instance = uvicorn.Server(
-        uvicorn.Config(create_app(app_settings), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=instance.run, daemon=True)
+    # The server takes a socket already bound: no other process can take its port meanwhile.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    instance = uvicorn.Server(uvicorn.Config(create_app(app_settings), log_level="error"))
+    thread = threading.Thread(target=instance.run, args=([listener],), daemon=True)
     thread.start()
-    while not instance.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}", token
-    instance.should_exit = True
-    thread.join(10)
+    deadline = time.monotonic() + 60
+    try:
+        while not instance.started:
+            assert thread.is_alive(), "the API server stopped while starting"
+            assert time.monotonic() < deadline, "the API server did not start within 60 s"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        instance.should_exit = True
+        thread.join(30)
+        listener.close()
+    assert not thread.is_alive(), "the API server did not stop"
 
 
 @schema.parametrize()

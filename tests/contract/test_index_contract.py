@@ -319,6 +319,27 @@ def test_pages_are_exact_when_equal_keys_reach_past_the_window(
     assert [i for page in pages(index, 70, **query) for i in page] == expected
 
 
+def test_relevance_pages_are_exact_when_a_group_of_ties_has_a_gap_in_id_order(
+    index: SearchIndex,
+) -> None:
+    # 4,200 files named "same" tie on relevance; 800 with a long name score lower and sit in
+    # one block of ids after the first 1,024 of the others. The page past the first window
+    # (1,024 hits) reads the group in id order a chunk at a time (tantivy: `Ties`); its first
+    # chunk ends inside the gap, and widening the window (4,096 hits) does not reach the
+    # group's end either, so the page is settled only by a second chunk that goes on where
+    # the first ended.
+    gap = range(11_024, 11_824)
+
+    def name(i: int) -> str:
+        return "same-with-a-name-much-longer-than-the-others" if i in gap else "same"
+
+    files = range(10_000, 15_000)
+    index.upsert([node(i, f"/Projects/ties/d{i}/{name(i)}.jpg", [1, 2, 3]) for i in files])
+    index.commit()
+    expected = [i for i in files if i not in gap] + list(gap)  # shorter names score higher
+    assert [i for page in pages(index, 70, text="same", sort="score") for i in page] == expected
+
+
 def test_a_generation_records_the_position_it_holds(store: IndexStore, index: SearchIndex) -> None:
     from epipe.index.position import Identity, IndexPosition
 

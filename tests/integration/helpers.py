@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import psycopg
 
 from epipe.events import Event
 from epipe.source import pgoutput as pg
 from epipe.source.translate import Translator
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 60.0, why: Callable[[], str] = str
+) -> None:
+    """Poll `predicate` until it holds; fail after `timeout` s, saying `why()`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s {why()}"
+        time.sleep(0.02)
+
 
 TABLES = ("inodes", "xattrs", "prov_ops", "users", "groups", "projects", "memberships")
 
@@ -71,3 +85,21 @@ def slot_events(conn: psycopg.Connection, slot: str, publication: str) -> list[E
     ).fetchall()
     translator = Translator()
     return [e for (data,) in rows for e in translator.feed(pg.decode(bytes(data)))]
+
+
+def older_row(conn: psycopg.Connection, inode_id: int, name: str, value: str) -> None:
+    """Write xattr `name` = the JSON text `value` as a row from before migration 0008 (which
+    refuses values past the namespace's limits): the constraint is lifted for this one write."""
+    (definition,) = conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conname = 'xattrs_value_representable'"
+    ).fetchone()  # type: ignore[misc]
+    with conn.transaction():
+        conn.execute("ALTER TABLE xattrs DROP CONSTRAINT xattrs_value_representable")
+        conn.execute(
+            "INSERT INTO xattrs (inode_id, namespace, name, value) "
+            "VALUES (%s, 'user', %s, %s::jsonb) "
+            "ON CONFLICT (inode_id, namespace, name) DO UPDATE SET value = EXCLUDED.value",
+            [inode_id, name, value],
+        )
+        conn.execute(f"ALTER TABLE xattrs ADD CONSTRAINT xattrs_value_representable {definition}")

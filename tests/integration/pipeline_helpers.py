@@ -102,17 +102,34 @@ def running(
         assert not handle.errors, handle.errors
 
 
+def epipe_env(dsn: str, home: Path, slot: str) -> dict[str, str]:
+    """The environment of `epipe` processes on database `dsn`, home `home` and slot `slot`."""
+    return {
+        **os.environ,
+        "EPIPE_DSN": dsn,
+        "EPIPE_HOME": str(home),
+        "EPIPE_SLOT": slot,
+        "EPIPE_HEARTBEAT_INTERVAL": "0.2",
+    }
+
+
+def epipe_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`epipe ARGS` run to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "epipe", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 class PipelineProcess:
     """`epipe run` as a real process, to kill -9."""
 
     def __init__(self, dsn: str, home: Path, slot: str, events_file: Path, *args: str) -> None:
-        self.env = {
-            **os.environ,
-            "EPIPE_DSN": dsn,
-            "EPIPE_HOME": str(home),
-            "EPIPE_SLOT": slot,
-            "EPIPE_HEARTBEAT_INTERVAL": "0.2",
-        }
+        self.env = epipe_env(dsn, home, slot)
         self.argv = [sys.executable, "-m", "epipe", "run", "--events-file", str(events_file), *args]
         self.log = home / f"{slot}.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -19,6 +19,7 @@ from epipe.pipeline.runner import ConsumerSpec
 from epipe.pipeline.store import PipelineStore
 from epipe.sink import Rejected
 from epipe.sink.events_file import EventsFileSink
+from tests.integration.helpers import wait_until
 from tests.integration.pipeline_helpers import new_slot, running
 from tests.integration.replay import Model, read_events
 
@@ -191,10 +192,10 @@ def test_backfill_of_a_non_empty_database_under_concurrent_changes(
     thread.start()
     try:
         with running(dsn, tmp_path, backfill_chunk=300) as pipeline:
-            time.sleep(4)
+            pipeline.backfilled(conn, timeout=120)  # the writer changes rows all along
+            wait_until(lambda: len(writes) > 50, why=lambda: f"{len(writes)} writes")
             stop.set()
             thread.join()
-            pipeline.backfilled(conn)
             pipeline.wait(conn, timeout=60)
             events = read_events(pipeline.events_file)
     finally:

@@ -1,26 +1,33 @@
-"""kill -9 of the real pipeline process at random moments loses nothing.
+"""kill -9 of the real pipeline process loses nothing.
 
-Ground truth is a second replication slot created before anything happens, read at the
-end: every change it holds must have been delivered, and an event delivered twice must lie
-after the slot position confirmed when the process was killed.
+At chosen points: between publishing a batch and flushing it, and between flushing it and
+confirming the source (tests/integration/gated_pipeline.py stops there). At random moments:
+ground truth is a second replication slot created before anything happens, read at the end:
+every change it holds must have been delivered, and an event delivered twice must lie after
+the slot position confirmed when the process was killed.
 """
 
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
+import sys
 import threading
-import time
+from functools import partial
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from epipe import events as ev
 from epipe.db.server import connect
 from epipe.errors import FsError
 from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
+from epipe.pipeline.store import PipelineStore
 from epipe.source.slot import slot_state as read_slot
-from tests.integration.helpers import slot_events
+from tests.integration.helpers import slot_events, wait_until
 from tests.integration.pipeline_helpers import PipelineProcess, new_slot
 from tests.integration.replay import Model, read_events
 
@@ -34,11 +41,12 @@ def slot_state(conn: psycopg.Connection, slot: str) -> tuple[bool, int] | None:
     return state.active, state.confirmed_lsn
 
 
-def wait_until(predicate: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+def delivered_lines(events_file: Path) -> int:
+    return events_file.read_bytes().count(b"\n") if events_file.exists() else 0
+
+
+def grown(events_file: Path, lines: int) -> bool:
+    return delivered_lines(events_file) >= lines
 
 
 def workload(dsn: str, stop: threading.Event, seed: int) -> None:
@@ -85,7 +93,9 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_only_after_the_sl
     writer.start()
     try:
         for _ in range(6):
-            time.sleep(rng.uniform(0.3, 1.5))
+            # a random moment of a running stream: after some more events were delivered
+            more = delivered_lines(events_file) + rng.randint(50, 400)
+            wait_until(partial(grown, events_file, more), why=process.log.read_text)
             process.kill()
             state = slot_state(conn, slot)
             assert state is not None
@@ -132,3 +142,74 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_only_after_the_sl
         f"{len(expected)} changes, {len(delivered)} delivered, {duplicates} duplicates, "
         f"kills at {kills}"
     )
+
+
+def gate_events(events_file: Path) -> list[ev.Event]:
+    """The streamed creations of the inode named `gate`, as delivered."""
+    return [
+        e
+        for e in read_events(events_file)
+        if e.type == ev.INODE_CREATED and not e.snapshot and e.data["inode"]["name"] == "gate"
+    ]
+
+
+@pytest.mark.parametrize("point", ["before", "after"])
+def test_kill_9_between_publish_flush_and_confirm_loses_nothing(
+    dsn: str, conn: psycopg.Connection, tmp_path: Path, point: str
+) -> None:
+    """Killed with the gate's batch published but not flushed (`before`), or flushed but not
+    confirmed (`after`): the source was never confirmed past it, so a restart delivers it
+    (again). A tailer that confirmed before its flush fails both."""
+    slot = new_slot()
+    events_file = tmp_path / "events.jsonl"
+    journal = tmp_path / "journal"
+    argv = [sys.executable, "-m", "tests.integration.gated_pipeline", dsn, str(tmp_path)]
+    with open(tmp_path / "gated.log", "ab") as output:
+        gated = subprocess.Popen(
+            [*argv, slot, str(events_file), point],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def log() -> str:
+            return (tmp_path / "gated.log").read_text()[-2000:]
+
+        store = PipelineStore.on(conn)
+        wait_until(lambda: (backfill := store.backfill(slot)) and all(b.done for b in backfill))
+        Namespace(conn).mkdir("/gate")
+
+        def journaled() -> list[str]:
+            return journal.read_text().splitlines() if journal.exists() else []
+
+        # Stopped in the flush, and the tailer has since called the source twice (its flush
+        # keeps the stream alive): whatever it confirmed before that flush, it has confirmed.
+        wait_until(
+            lambda: "stopped" in (lines := journaled()) and len(lines) - lines.index("stopped") > 2,
+            why=lambda: f"waiting for the gated pipeline to stop: {log()}",
+        )
+        told = max(int(line.split()[1]) for line in journaled() if line.startswith("confirm"))
+        wait_until(
+            lambda: (slot_state(conn, slot) or (False, 0))[1] >= told,
+            why=lambda: "waiting for the slot",
+        )
+    finally:
+        gated.send_signal(signal.SIGKILL)
+        gated.wait()
+    wait_until(lambda: not (slot_state(conn, slot) or (True, 0))[0], why=lambda: "slot release")
+    confirmed = (slot_state(conn, slot) or (False, 0))[1]
+    assert len(gate_events(events_file)) == (1 if point == "after" else 0)
+
+    process = PipelineProcess(dsn, tmp_path, slot, events_file)
+    process.start()
+    end = lsn_from_str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
+    wait_until(
+        lambda: (state := slot_state(conn, slot)) is not None and state[0] and state[1] >= end,
+        why=lambda: f"waiting for the restarted pipeline: {process.log.read_text()[-2000:]}",
+    )
+    assert process.stop() == 0, process.log.read_text()
+
+    delivered = gate_events(events_file)
+    assert len(delivered) == (2 if point == "after" else 1), (confirmed, delivered)
+    assert delivered[0].lsn >= confirmed

@@ -5,41 +5,27 @@ files while it is down, restart — then the answers are right and `epipe verify
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.integration.pipeline_helpers import new_slot
+from tests.integration.helpers import wait_until
+from tests.integration.pipeline_helpers import epipe_command, epipe_env, new_slot
 
 
 class User:
     def __init__(self, dsn: str, home: Path) -> None:
-        self.env = {
-            **os.environ,
-            "EPIPE_DSN": dsn,
-            "EPIPE_HOME": str(home),
-            "EPIPE_SLOT": new_slot(),
-            "EPIPE_HEARTBEAT_INTERVAL": "0.2",
-        }
+        self.env = epipe_env(dsn, home, new_slot())
         self.log = home / "run.log"
         self.pipeline: subprocess.Popen[bytes] | None = None
 
     def epipe(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "epipe", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = epipe_command(self.env, *args)
         if check:
             assert done.returncode == 0, (args, done.stderr)
         return done
@@ -55,6 +41,10 @@ class User:
             self.epipe("search", "--json", "--limit", "1000", *args).stdout
         )
         return found
+
+
+def inodes(conn: psycopg.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM inodes").fetchone()[0])  # type: ignore[index]
 
 
 def bicycles_over(conn: psycopg.Connection, n: int, under: str) -> set[str]:
@@ -106,6 +96,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
     assert all(h["path"].startswith("/Projects/cars/training/") for h in moved["hits"])
 
     # kill -9 in the middle of a burst, change files while the pipeline is down, restart
+    before = inodes(conn)
     burst = subprocess.Popen(
         [
             sys.executable,
@@ -126,7 +117,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(1.0)
+    wait_until(lambda: inodes(conn) > before, timeout=120)  # a first session of it is in
     assert user.pipeline is not None
     user.pipeline.send_signal(signal.SIGKILL)
     user.pipeline.wait()

@@ -1,4 +1,8 @@
-"""Concurrent clients moving and removing overlapping trees leave a valid tree."""
+"""Concurrent clients moving and removing overlapping trees leave a valid tree.
+
+Clients run until the history did what the test needs (so many moves, so many deletes),
+not for a time: a busy machine makes fewer operations per second, never a weaker test.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -37,14 +42,19 @@ def build(ns: Namespace, depth: int = 3) -> None:
     fill("/s", 1)
 
 
+GIVE_UP = 300.0  # seconds: a history that has not done enough by then fails the test
+
+Done = Callable[[], bool]
+
+
 def client(
-    dsn: str, seed: int, deadline: float, outcomes: Counter[str], failures: list[BaseException]
+    dsn: str, seed: int, done: Done, outcomes: Counter[str], failures: list[BaseException]
 ) -> None:
     rng = random.Random(seed)
     try:
         with connect(dsn) as conn:
             ns = Namespace(conn)
-            while time.monotonic() < deadline:
+            while not done() and not failures:
                 op = rng.choices(["mv", "rm", "mkdir", "put"], weights=[5, 2, 2, 2])[0]
                 try:
                     if op == "mv":
@@ -70,13 +80,20 @@ def test_concurrent_mv_and_rm_r_on_overlapping_trees_keep_a_valid_tree(
 ) -> None:
     outcomes: Counter[str] = Counter()
     failures: list[BaseException] = []
+    give_up = time.monotonic() + GIVE_UP
     for round_ in range(3):
         build(ns) if round_ == 0 else ns.mkdir("/s", parents=True)
-        deadline = time.monotonic() + 4
-        threads = [
-            threading.Thread(
-                target=client, args=(dsn, round_ * 100 + i, deadline, outcomes, failures)
+
+        def done(rounds: int = round_ + 1) -> bool:
+            enough = (
+                outcomes["mv:ok"] > 20 * rounds
+                and outcomes["rm:ok"] > 7 * rounds
+                and (rounds < 3 or outcomes["mv:EINVAL"] > 0)
             )
+            return enough or time.monotonic() > give_up
+
+        threads = [
+            threading.Thread(target=client, args=(dsn, round_ * 100 + i, done, outcomes, failures))
             for i in range(6)
         ]
         for thread in threads:
@@ -95,7 +112,7 @@ def mover(
     dsn: str,
     first: str,
     second: str,
-    deadline: float,
+    done: Done,
     moves: Counter[str],
     failures: list[BaseException],
 ) -> None:
@@ -103,7 +120,7 @@ def mover(
     try:
         with connect(dsn) as conn:
             ns = Namespace(conn)
-            while time.monotonic() < deadline:
+            while not done() and not failures:
                 for src, dst in (
                     (f"/{first}", f"/{second}/{first}"),
                     (f"/{second}/{first}", f"/{first}"),
@@ -126,9 +143,13 @@ def test_crossing_directory_moves_never_make_a_cycle(
     ns.mkdir("/q")
     moves: Counter[str] = Counter()
     failures: list[BaseException] = []
-    deadline = time.monotonic() + 3
+    give_up = time.monotonic() + GIVE_UP
+
+    def done() -> bool:
+        return (moves["p"] > 20 and moves["q"] > 20) or time.monotonic() > give_up
+
     threads = [
-        threading.Thread(target=mover, args=(dsn, a, b, deadline, moves, failures))
+        threading.Thread(target=mover, args=(dsn, a, b, done, moves, failures))
         for a, b in (("p", "q"), ("q", "p"))
     ]
     for thread in threads:

@@ -1,9 +1,22 @@
 import json
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from epipe.errors import FsError
-from epipe.fs.xattrs import MAX_VALUE_BYTES, display_name, encode_value, parse_name, parse_value
+from epipe.fs.xattrs import (
+    MAX_DEPTH,
+    MAX_INTEGER,
+    MAX_VALUE_BYTES,
+    MIN_INTEGER,
+    display_name,
+    encode_value,
+    parse_name,
+    parse_value,
+)
+from epipe.jsonvalue import depth
+from tests.json_texts import json_texts, nested
 
 
 @pytest.mark.parametrize(
@@ -74,3 +87,87 @@ def test_non_json_python_values_are_rejected() -> None:
         encode_value({"a": {1, 2}})
     with pytest.raises(FsError, match="EINVAL"):
         encode_value(float("nan"))
+
+
+# -- the limits of values (docs/xattr-values.md) ----------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["array", "object", "mixed"])
+def test_nesting_is_refused_past_64_levels_as_text_and_as_a_value(shape: str) -> None:
+    assert parse_value(nested("1", MAX_DEPTH, shape)) == json.loads(nested("1", MAX_DEPTH, shape))
+    for levels in (MAX_DEPTH + 1, 300, 990):
+        text = nested("1", levels, shape)
+        refused = f"nest {levels} levels deep; the limit is 64"
+        with pytest.raises(FsError, match=refused):
+            parse_value(text)
+        with pytest.raises(FsError, match=refused):
+            encode_value(orjson.loads(text))
+
+
+def test_a_value_too_deep_for_the_json_encoder_is_refused_by_its_depth() -> None:
+    value: list[object] = []
+    for _ in range(5_000):
+        value = [value]
+    with pytest.raises(FsError, match="nest 5001 levels deep"):
+        encode_value(value)
+
+
+@pytest.mark.parametrize("number", [MIN_INTEGER, MAX_INTEGER, 0, -1, 10**18])
+def test_integers_within_64_bits_are_kept_exactly(number: int) -> None:
+    assert parse_value(f'{{"n": {number}}}') == {"n": number}
+    assert encode_value({"n": number}) == f'{{"n":{number}}}'
+
+
+@pytest.mark.parametrize(
+    "text", [str(MIN_INTEGER - 1), str(MAX_INTEGER + 1), "1" + "0" * 309, "-" + "9" * 5_000]
+)
+def test_integers_beyond_64_bits_are_refused_naming_the_range(text: str) -> None:
+    with pytest.raises(FsError, match=r"outside -2\^63 \.\. 2\^64-1") as caught:
+        parse_value(f"[{text}]")
+    assert caught.value.code == "EINVAL"
+    assert len(str(caught.value)) < 300  # a long number is cut in the message
+    if len(text) < 4_000:
+        with pytest.raises(FsError, match="outside"):
+            encode_value([int(text)])
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("1e309", "beyond the range of a double"),
+        ("-1.8e308", "beyond the range of a double"),
+        ("1e-400", "too small for a double"),
+        ("-2e-324", "too small for a double"),
+    ],
+)
+def test_numbers_a_double_cannot_hold_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(FsError, match=reason):
+        parse_value(f'{{"x": {text}}}')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1.7976931348623157e308", 1.7976931348623157e308), ("5e-324", 5e-324), ("0e-999", 0.0)],
+)
+def test_numbers_at_the_edges_of_a_double_are_accepted(text: str, expected: float) -> None:
+    assert parse_value(text) == expected
+
+
+def test_infinity_from_a_python_caller_is_refused() -> None:
+    with pytest.raises(FsError, match="EINVAL"):
+        encode_value({"x": float("inf")})
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(json_texts)
+def test_any_text_is_refused_with_einval_or_accepted_within_the_limits(text: str) -> None:
+    try:
+        value = parse_value(text)
+    except FsError as exc:
+        if exc.code != "EINVAL":
+            raise
+        return
+    stored = encode_value(value)
+    assert depth(value) <= MAX_DEPTH
+    assert orjson.loads(stored) == value  # orjson (the pipeline) reads it back as it was
+    assert parse_value(stored) == value

@@ -8,8 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from epipe.fs.xattrs import MAX_DEPTH
 from epipe.index.document import (
     FIELDS,
     MAX_ANNOTATION_VALUES,
@@ -18,8 +22,11 @@ from epipe.index.document import (
     extension,
     leaves,
     project_of,
+    without_annotations,
 )
 from epipe.index.elasticsearch import attrs, body, document
+from epipe.jsonvalue import BEYOND_DOUBLE, JsonText, load
+from tests.json_texts import json_texts, nested
 
 ROOT = Path(__file__).parents[3]
 DOC_SCHEMA = json.loads((ROOT / "schemas/index/document.schema.json").read_text())
@@ -97,8 +104,8 @@ def test_project_of(path: str, project: str | None) -> None:
 
 def test_annotations_with_too_many_values_are_left_out_and_named() -> None:
     huge = {"points": list(range(MAX_ANNOTATION_VALUES + 1))}
-    doc, skipped = build(row(), ["", "f"], [1], {"huge": huge, "labels": {"a": 1}}, 5)
-    assert skipped == ["huge"]
+    doc, reasons = build(row(), ["", "f"], [1], {"huge": huge, "labels": {"a": 1}}, 5)
+    assert reasons == ["annotation huge has more than 10,000 values"]
     assert doc["xattrs"] == {"labels": {"a": 1}}
     assert doc["skipped"] == ["huge"]
     jsonschema.validate(doc, DOC_SCHEMA)
@@ -144,3 +151,62 @@ def test_ten_thousand_distinct_keys_leave_the_mapping_as_it_is() -> None:
     assert len({pair["key"] for pair in source["attrs"]}) == 10_000
     assert mapping["properties"]["xattrs"] == {"type": "object", "enabled": False}
     assert document(source) == doc  # what the index returns is the document again
+
+
+def deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (deep(MAX_DEPTH + 1), "is nested deeper than 64 levels"),
+        (deep(300), "is nested deeper than 64 levels"),  # past orjson's own limit
+        ({"n": JsonText("1" + "0" * 309, BEYOND_DOUBLE)}, BEYOND_DOUBLE),
+        (load(nested("1", 300, "object")), "is nested deeper than 64 levels"),
+        ({"n": 2**64}, "holds an integer beyond 64 bits"),
+        (["\ud800"], "holds text that is not valid Unicode"),
+        ({"set": {1}}, "holds a set"),
+    ],
+)
+def test_an_annotation_the_index_cannot_hold_is_left_out_with_the_reason(
+    value: Any, reason: str
+) -> None:
+    doc, reasons = build(row(), ["", "f"], [1], {"bad": value, "labels": {"a": 1}}, 5)
+    assert reasons == [f"annotation bad {reason}"]
+    assert doc["xattrs"] == {"labels": {"a": 1}}
+    assert doc["skipped"] == ["bad"]
+    jsonschema.validate(doc, DOC_SCHEMA)
+    orjson.dumps(doc)  # what the engines do with it
+
+
+def test_an_annotation_at_the_depth_limit_is_kept() -> None:
+    doc, reasons = build(row(), ["", "f"], [1], {"deep": deep(MAX_DEPTH)}, 5)
+    assert (reasons, doc["xattrs"]) == ([], {"deep": deep(MAX_DEPTH)})
+
+
+def test_annotations_that_are_not_an_object_are_reported_not_crashing() -> None:
+    doc, reasons = build(row(), ["", "f"], [1], JsonText("{", "is not JSON"), 5)  # type: ignore[arg-type]
+    assert doc["xattrs"] == {}
+    assert reasons == ["annotations cannot be read: {"]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(json_texts, max_size=3))
+def test_any_stored_value_builds_a_document_the_engines_take(texts: list[str]) -> None:
+    xattrs = {f"x{i}": load(text) for i, text in enumerate(texts)}
+    doc, reasons = build(row(), ["", "f"], [1], xattrs, 5)
+    assert len(reasons) == len(doc.get("skipped", []))
+    assert set(doc["xattrs"]) | set(doc.get("skipped", [])) == set(xattrs)
+    orjson.loads(orjson.dumps(doc))
+    body(doc)  # Elasticsearch's source
+
+
+def test_without_annotations_names_them_all() -> None:
+    doc, _ = build(row(), ["", "f"], [1], {"b": 1, "a": deep(100)}, 5)
+    bare = without_annotations(doc)
+    assert (bare["xattrs"], bare["skipped"]) == ({}, ["a", "b"])
+    jsonschema.validate(bare, DOC_SCHEMA)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from epipe import events as ev
 from epipe.events import Event
@@ -14,6 +15,7 @@ from epipe.events.codec import CodecError, decode, encode, to_dict
 from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.source import pgoutput as pg
 from epipe.source.translate import Translator, timestamptz
+from tests.json_texts import json_texts, nested
 
 ROOT = Path(__file__).parents[3]
 RECORDED = json.loads((ROOT / "tests" / "data" / "pgoutput_v1.json").read_text())
@@ -251,3 +253,49 @@ def test_the_fast_path_rejects_malformed_rows(payload: bytes) -> None:
     translator = translator_with("inodes", INODE_COLUMNS)
     with pytest.raises(pg.DecodeError):
         translator.feed_raw(payload)
+
+
+# -- values PostgreSQL holds that orjson cannot read (docs/xattr-values.md) -----------------
+
+XATTR_COLUMNS = [("inode_id", 20), ("namespace", 25), ("name", 25), ("value", 3802)]
+
+
+def insert_payload(*values: str) -> bytes:
+    """A pgoutput Insert into relation 1 with these column texts."""
+    encoded = [v.encode() for v in values]
+    columns = b"".join(b"t" + len(v).to_bytes(4, "big") + v for v in encoded)
+    return b"I" + (1).to_bytes(4, "big") + b"N" + len(values).to_bytes(2, "big") + columns
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"n": 1' + "0" * 309 + "}",  # the number of the issue: infinity as a double
+        "[1e131071, 0." + "0" * 16_000 + "1]",
+        nested("1", 300, "object"),
+        nested("1", 990, "array"),
+        '{"a": 1, "a": 2, "": [true, null]}',
+    ],
+)
+def test_any_jsonb_value_becomes_an_event_the_codec_writes(value: str) -> None:
+    payload = insert_payload("5", "user", "x", value)
+    fast = translator_with("xattrs", XATTR_COLUMNS).feed_raw(payload)
+    generic = translator_with("xattrs", XATTR_COLUMNS).feed(pg.decode(payload))
+    assert fast == generic
+    (event,) = fast
+    assert event.type == ev.XATTR_SET
+    assert decode(encode(event)).data["xattr"]["inode_id"] == 5
+    VALIDATOR.validate(to_dict(event))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(json_texts.filter(lambda text: not _has_surrogates(text)))
+def test_no_json_text_stops_the_translator(value: str) -> None:
+    (event,) = translator_with("xattrs", XATTR_COLUMNS).feed_raw(
+        insert_payload("5", "user", "x", value)
+    )
+    encode(event)
+
+
+def _has_surrogates(text: str) -> bool:  # not UTF-8: a database never sends it
+    return any("\ud800" <= char <= "\udfff" for char in text)
