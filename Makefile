@@ -28,10 +28,10 @@ demo: install ## start the embedded stack, load sample images, show what to try
 # another user under root) of a concurrent run off their data.
 test: install ## run the whole test suite
 	@base=$$(mktemp -d /tmp/epipe-test-XXXXXX) && \
-	$(BIN)/pytest -n 2 --dist loadgroup --basetemp="$$base"; status=$$?; rm -rf "$$base"; exit $$status
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not soak" --basetemp="$$base"; status=$$?; rm -rf "$$base"; exit $$status
 
-soak: install ## the convergence property test with 2,000 histories (long)
-	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py -s
+soak: install ## the convergence property tests with 2,000 histories (long)
+	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py tests/integration/test_convergence_settled.py -s
 
 lint: install ## ruff (format check + lint) and mypy
 	$(BIN)/ruff format --check epipe search_api tests

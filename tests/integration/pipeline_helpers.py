@@ -131,12 +131,23 @@ class PipelineProcess:
     def __init__(self, dsn: str, home: Path, slot: str, events_file: Path, *args: str) -> None:
         self.env = epipe_env(dsn, home, slot)
         self.argv = [sys.executable, "-m", "epipe", "run", "--events-file", str(events_file), *args]
+        self.slot = slot
         self.log = home / f"{slot}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+
+    def backfilled(self, conn: psycopg.Connection, timeout: float = 60.0) -> None:
+        """Wait until the slot's backfill has been read and confirmed (later writes arrive
+        through the stream, so waiting for a position covers them); fails once it stops."""
+        store, deadline = PipelineStore.on(conn), time.monotonic() + timeout
+        while not (states := store.backfill(self.slot)) or not all(s.done for s in states):
+            assert self.process is not None
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, states
+            time.sleep(0.05)
 
     def kill(self) -> None:
         assert self.process is not None

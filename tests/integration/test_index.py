@@ -60,9 +60,11 @@ def test_an_annotation_too_large_to_index_is_dead_lettered_and_the_rest_goes_on(
         ns.setxattr("/f.bin", "points", [i % 10 for i in range(15_000)])  # 30 KB, 15,000 values
         ns.setxattr("/f.bin", "labels", {"ok": 1})
         pipeline.wait(conn, ns.put("/after").token)
-    assert PipelineStore.on(conn).dead_letter_counts() == {"index": 1}
-    reason = conn.execute("SELECT reason FROM epipe_dead_letters").fetchone()[0]  # type: ignore[index]
-    assert "annotation points has more than 10,000 values" in reason
+    # one dead letter per rewrite of the file's document: two if the two setxattr were
+    # applied in different batches
+    assert PipelineStore.on(conn).dead_letter_counts()["index"] in (1, 2)
+    reasons = conn.execute("SELECT reason FROM epipe_dead_letters").fetchall()
+    assert all("annotation points has more than 10,000 values" in r for (r,) in reasons)
     (hit,) = store.current(writable=False).search(SearchQuery(text="f bin")).hits
     assert hit.doc["xattrs"] == {"labels": {"ok": 1}}
     assert hit.doc["skipped"] == ["points"]

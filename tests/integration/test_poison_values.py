@@ -30,7 +30,6 @@ from epipe.fs.xattrs import display_name, parse_name, parse_value
 from epipe.index.tantivy import TantivyStore
 from epipe.index.verify import verify
 from epipe.pipeline import status as pipeline_status
-from epipe.pipeline.store import PipelineStore
 from epipe.search.query import SearchQuery
 from tests.conftest import TEMPLATE, _dsn_for, drop_database
 from tests.integration.helpers import older_row
@@ -61,16 +60,6 @@ class World:
                 return
             assert time.monotonic() < deadline, (lagging, self.log())
 
-    def backfilled(self) -> None:
-        """The new slot's backfill has been read: later writes arrive through the stream."""
-        store, deadline = PipelineStore.on(self.conn), time.monotonic() + 60
-        while not (states := store.backfill(self.slot)) or not all(s.done for s in states):
-            assert self.process.process is not None
-            assert self.process.process.poll() is None, self.log()
-            assert time.monotonic() < deadline, states
-            time.sleep(0.05)
-        self.settle()
-
     def log(self) -> str:
         return self.process.log.read_text()[-3000:]
 
@@ -95,7 +84,7 @@ def world(pg_server: EmbeddedPostgres, tmp_path: Path) -> Iterator[World]:
     shared.ns.put("/sentinel.jpg")
     shared.ns.setxattr("/sentinel.jpg", "labels", {"camera": "front"})
     shared.process.start()
-    shared.backfilled()
+    shared.process.backfilled(shared.conn)
     try:
         yield shared
     finally:

@@ -31,8 +31,11 @@ class WriterLock:
             os.close(fd)
             role_held, _, pid = holder.rpartition(" pid ")
             raise IndexBusy(role_held or "another process", pid or "?", path) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{role} pid {os.getpid()}".encode(), 0)
+        try:  # who holds it is only a note for the message: a full disk does not stop us
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{role} pid {os.getpid()}".encode(), 0)
+        except OSError:
+            pass
         self._fd: int | None = fd
 
     def release(self) -> None:
