@@ -11,8 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from epipe import jsonvalue
 from epipe.index.document import Document, build
 from epipe.index.tantivy import TantivyStore
+from tests.json_texts import json_texts, xattr_names
 
 leaf = (
     st.none()
@@ -22,6 +24,9 @@ leaf = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.floats(-1e6, 1e6).map(float).map(round).map(float)  # whole floats: 2.0
     | st.text(max_size=12)
+    | st.sampled_from(
+        [0, 0.0, -0.0, 2, 2.0, -(2**63), -9.223372036854776e18, 2**63, 9.3e18, 5e-324]
+    )
     | st.sampled_from(["2024-01-01T00:00:00Z", "2024-01-01", "", " ", "A b", "1.5", "true"])
 )
 keys = st.text(max_size=6) | st.sampled_from(["", ".", "a.b", "x y", "é", "\x00", "\\", "*"])
@@ -63,3 +68,12 @@ def test_an_index_written_from_its_documents_has_no_differing_fields(
             assert index.check_fields(docs) == {}
         finally:
             index.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(xattr_names, json_texts), min_size=1, max_size=3))
+def test_so_does_an_index_of_any_value_a_client_may_store(values: list[tuple[str, str]]) -> None:
+    xattrs = {name: jsonvalue.load(text) for name, text in values}
+    test_an_index_written_from_its_documents_has_no_differing_fields.hypothesis.inner_test(  # type: ignore[attr-defined]
+        [xattrs]
+    )
