@@ -37,7 +37,15 @@ from epipe.errors import EpipeError
 from epipe.events import Event
 from epipe.fs.reader import NamespaceReader
 from epipe.index.document import Document
-from epipe.index.engine import RUN, EngineError, IndexBusy, IndexStore, SearchIndex, upsert_files
+from epipe.index.engine import (
+    REINDEX,
+    RUN,
+    EngineError,
+    IndexBusy,
+    IndexStore,
+    SearchIndex,
+    upsert_files,
+)
 from epipe.index.position import (
     IndexPosition,
     database_identity,
@@ -63,7 +71,9 @@ class IndexSink:
         try:
             self._lock = store.hold_writer(RUN)
         except IndexBusy as busy:
-            raise EpipeError(f"{busy}: start the pipeline again once it has finished") from None
+            if busy.role == REINDEX:  # an EngineError: the pipeline tries again, and waits
+                raise EngineError(f"{busy}: waiting for it to finish") from None
+            raise EpipeError(f"{busy}: one pipeline writes to an index") from None
         try:
             self._conn = connect()
             self._identity = database_identity(self._conn)
@@ -182,8 +192,8 @@ class IndexSink:
         if current != self.index.generation:
             raise EngineError(
                 f"the index generation {self.index.generation} this pipeline writes to is no "
-                f"longer the current one ({current}): something replaced the index; restart "
-                "the pipeline (it rebuilds an index it cannot go on from)"
+                f"longer the current one ({current}): something replaced the index; the "
+                "pipeline must start again (it rebuilds an index it cannot go on from)"
             )
 
     def applied(self, lsn: int) -> None:

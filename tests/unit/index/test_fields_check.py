@@ -1,0 +1,79 @@
+"""The field check of `epipe verify` (tantivy) finds nothing wrong in an index written from
+the documents themselves, whatever their annotations hold."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from epipe import jsonvalue
+from epipe.index.document import Document, build
+from epipe.index.tantivy import TantivyStore
+from tests.json_texts import json_texts, xattr_names
+
+leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(-1e6, 1e6).map(float).map(round).map(float)  # whole floats: 2.0
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [0, 0.0, -0.0, 2, 2.0, -(2**63), -9.223372036854776e18, 2**63, 9.3e18, 5e-324]
+    )
+    | st.sampled_from(["2024-01-01T00:00:00Z", "2024-01-01", "", " ", "A b", "1.5", "true"])
+)
+keys = st.text(max_size=6) | st.sampled_from(["", ".", "a.b", "x y", "é", "\x00", "\\", "*"])
+annotation_values = st.recursive(
+    leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def document(inode_id: int, xattrs: dict[str, Any]) -> Document:
+    row = {
+        "id": inode_id,
+        "parent_id": 1,
+        "name": f"f{inode_id}.jpg",
+        "kind": "file",
+        "size": inode_id,
+        "mode": 0o644,
+        "owner": "alice",
+        "group": "g",
+        "mtime": datetime(2024, 1, 1, tzinfo=UTC),
+        "ctime": datetime(2024, 1, 1, tzinfo=UTC),
+    }
+    doc, _ = build(row, ["", f"f{inode_id}.jpg"], [1], xattrs, 1)
+    return doc
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.dictionaries(keys, annotation_values, max_size=3), min_size=1, max_size=4))
+def test_an_index_written_from_its_documents_has_no_differing_fields(
+    xattrs: list[dict[str, Any]],
+) -> None:
+    docs = [document(i + 2, x) for i, x in enumerate(xattrs)]
+    with tempfile.TemporaryDirectory() as root:
+        index = TantivyStore(Path(root)).current(writable=True)
+        assert index.upsert(docs) == []
+        index.commit()
+        try:
+            assert index.check_fields(docs) == {}
+        finally:
+            index.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(xattr_names, json_texts), min_size=1, max_size=3))
+def test_so_does_an_index_of_any_value_a_client_may_store(values: list[tuple[str, str]]) -> None:
+    xattrs = {name: jsonvalue.load(text) for name, text in values}
+    test_an_index_written_from_its_documents_has_no_differing_fields.hypothesis.inner_test(  # type: ignore[attr-defined]
+        [xattrs]
+    )
