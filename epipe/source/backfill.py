@@ -107,13 +107,19 @@ class Backfill:
         self.chunk: Chunk | None = None
         self._done_chunks: list[Chunk] = []  # emitted, waiting for the slot to pass them
         # where the next chunk of each relation starts
-        self._plan = [_Step(s.relation, s.last_key, s.done) for s in store.backfill(slot)]
+        saved = store.backfill(slot)
+        self._plan = [_Step(s.relation, s.last_key, s.done) for s in saved]
+        self._resync = any(s.resync for s in saved)
 
     # -- planning ----------------------------------------------------------------------------
 
     def start(self, relations: Iterable[str]) -> None:
-        """Backfill `relations` from their first row (a new slot)."""
-        self._store.start_backfill(self._slot, list(relations))
+        """Backfill `relations` from their first row. Once a consumer has applied changes it
+        may hold rows deleted while nothing streamed: the backfill then resynchronises
+        (truncation first); decided now and saved, so a restart decides the same."""
+        relations = list(relations)
+        self._resync = any(p.applied_lsn > 0 for p in self._store.positions())
+        self._store.start_backfill(self._slot, relations, resync=self._resync)
         self._plan = [_Step(relation, None, False) for relation in relations]
         self._done_chunks.clear()
         self.chunk = None
@@ -182,13 +188,12 @@ class Backfill:
         return orjson.dumps(content).decode()
 
     def _resynchronises(self) -> bool:
-        """The first chunk of a backfill begins with a truncation of its relations once some
-        consumer has applied anything: what was deleted while the slot did not stream (or
-        its publication was gone) has no event, so consumers drop everything and take the
-        rows again. A first backfill (nothing applied yet) needs none. Decided from saved
-        state alone, so a restart before the first chunk was confirmed truncates again."""
+        """The first chunk of a resynchronising backfill begins with a truncation of its
+        relations: what was deleted while the slot did not stream (or its publication was
+        gone) has no event, so consumers drop everything and take the rows again. From saved
+        state alone: a restart before the first chunk was confirmed truncates again."""
         first = all(step.last_key is None and not step.done for step in self._plan)
-        return first and any(p.applied_lsn > 0 for p in self._store.positions())
+        return first and self._resync
 
     def _table(self, relation: str) -> Table:
         if relation not in self._tables:

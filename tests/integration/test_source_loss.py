@@ -15,12 +15,15 @@ import psycopg
 import pytest
 
 from epipe import events as ev
+from epipe import wiring
 from epipe.db.server import connect
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.load.bulk import load_images
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
+from epipe.settings import Settings
+from epipe.source import Source
 from tests.integration.pipeline_helpers import PipelineProcess, epipe_command, epipe_env, new_slot
 from tests.integration.replay import Model, read_events
 from tests.integration.test_capture_process import streaming, wait_caught_up, wait_until
@@ -213,3 +216,38 @@ def test_wait_names_a_running_backfill_and_a_running_rebuild(conn: psycopg.Conne
     store.save_backfill("s", "xattrs", [], 0, True)
     conn.execute("UPDATE epipe_index_requests SET finished_at = now()")
     assert pipeline_status.running(conn, "s") == []
+
+
+def _backfilled_events(source: Source, conn: psycopg.Connection, slot: str) -> list[ev.Event]:
+    """Read the source until its backfill is confirmed done; the events read."""
+    events: list[ev.Event] = []
+    store = PipelineStore.on(conn)
+    while not all(state.done for state in store.backfill(slot)):
+        batch = source.read(1_000, 0.05)
+        events.extend(batch.events)
+        source.confirm(batch.position)
+    return events
+
+
+@pytest.mark.parametrize("applied_before_start", [False, True])
+def test_a_backfill_resynchronises_only_consumers_that_applied_changes_before_it_started(
+    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path, applied_before_start: bool
+) -> None:
+    ns.put("/f")
+    slot = new_slot()
+    settings = Settings(dsn=dsn, slot=slot, home=tmp_path, heartbeat_interval=0.05)  # type: ignore[arg-type]
+    store = PipelineStore.on(conn)
+    store.register("index")
+    if applied_before_start:  # e.g. the slot was lost: the consumer may hold deleted rows
+        store.record_position("index", 1, None)
+    source = wiring.open_source(settings, dsn)
+    try:
+        source.open()
+        # a consumer that applies what the new slot streams before the first chunk is read
+        store.record_position("index", 2, None)
+        truncations = [
+            e for e in _backfilled_events(source, conn, slot) if e.type == ev.TABLE_TRUNCATED
+        ]
+    finally:
+        source.close()
+    assert len(truncations) == (1 if applied_before_start else 0)
