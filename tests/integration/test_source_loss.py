@@ -24,9 +24,16 @@ from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
 from epipe.settings import Settings
 from epipe.source import Source
-from tests.integration.pipeline_helpers import PipelineProcess, epipe_command, epipe_env, new_slot
+from tests.integration.helpers import wait_until
+from tests.integration.pipeline_helpers import (
+    PipelineProcess,
+    epipe_command,
+    epipe_env,
+    new_slot,
+    streaming,
+    wait_caught_up,
+)
 from tests.integration.replay import Model, read_events
-from tests.integration.test_capture_process import streaming, wait_caught_up, wait_until
 
 
 def epipe(dsn: str, home: Path, slot: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,7 +56,11 @@ class Pipeline:
         self.catch_up()
 
     def catch_up(self) -> None:
-        wait_until(lambda: streaming(self.conn, self.slot), what="the slot to stream")
+        wait_until(
+            lambda: streaming(self.conn, self.slot),
+            why=lambda: "for the slot to stream",
+            timeout=120,
+        )
         wait_caught_up(self.conn, self.slot)
 
     def stop(self) -> None:
@@ -151,7 +162,8 @@ def test_a_slot_dropped_under_a_running_pipeline_is_recreated_and_resynchronised
     # the stream broke: the process either exits (to be restarted) or reconnects
     wait_until(
         lambda: process.poll() is not None or streaming(conn, pipeline.slot),
-        what="the pipeline to exit or stream again",
+        why=lambda: "for the pipeline to exit or stream again",
+        timeout=120,
     )
     if process.poll() is not None:
         assert "replication stream" in pipeline.process.log.read_text()
@@ -168,7 +180,9 @@ def test_a_publication_dropped_under_a_running_pipeline_is_noticed_and_repaired(
         conn.execute('DROP PUBLICATION "epipe"')
         ns.rm(removed, recursive=True)
     # the pipeline records its backfill before it creates the publication again
-    wait_until(lambda: publication_exists(conn), timeout=30, what="the publication's repair")
+    wait_until(
+        lambda: publication_exists(conn), timeout=30, why=lambda: "for the publication's repair"
+    )
     wait_caught_up(conn, pipeline.slot)
     ns.mkdir("/data/after")  # streamed again
     wait_caught_up(conn, pipeline.slot)
@@ -185,7 +199,11 @@ def test_wait_does_not_return_while_a_backfill_runs(
     process = PipelineProcess(dsn, tmp_path, slot, events_file, "--backfill-chunk", "40")
     process.start()
     try:
-        wait_until(lambda: PipelineStore.on(conn).backfill(slot), what="the backfill to start")
+        wait_until(
+            lambda: PipelineStore.on(conn).backfill(slot),
+            why=lambda: "for the backfill to start",
+            timeout=120,
+        )
         waited = epipe(dsn, tmp_path, slot, "wait", "--timeout", "240")
         assert waited.returncode == 0, waited.stderr
         assert all(state.done for state in PipelineStore.on(conn).backfill(slot))
