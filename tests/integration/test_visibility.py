@@ -69,10 +69,12 @@ def held_commit(
     thread.start()
     try:
         wait_until(
-            lambda: conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
-            ).fetchone()
-            == (1,),
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+                ).fetchone()
+                == (1,)
+            ),
             why=lambda: "for the writer's commit to wait for the standby",
         )
         assert not done.is_set()
@@ -124,8 +126,10 @@ def test_a_rebuild_holds_every_commit_logged_before_its_position(
             )
             thread.start()
             wait_until(
-                lambda: not thread.is_alive()
-                or any("in flight" in r.getMessage() for r in caplog.records),
+                lambda: (
+                    not thread.is_alive()
+                    or any("in flight" in r.getMessage() for r in caplog.records)
+                ),
                 why=lambda: "for the rebuild to finish or wait",
             )
             release()
