@@ -96,19 +96,19 @@ def test_a_commit_logged_before_the_low_watermark_but_not_yet_visible_is_not_ove
         with running(dsn, tmp_path, slot="vis") as first:  # the slot, and a first backfill
             first.backfilled(conn)
             first.wait(conn)
-        with held_commit(conn, dsn, lambda w: w.mv("/d/f7", "/d/f7.moved")) as release:
-            with running(dsn, tmp_path, slot="vis", backfill=True) as again:
-                # the resynchronisation's low watermark (its truncation) follows the commit
-                wait_until(
-                    lambda: any(
-                        e.type == ev.TABLE_TRUNCATED for e in read_events(again.events_file)
-                    ),
-                    why=lambda: "for the low watermark",
-                )
-                release()
-                again.backfilled(conn)
-                again.wait(conn)
-                events = read_events(again.events_file)
+        with (
+            held_commit(conn, dsn, lambda w: w.mv("/d/f7", "/d/f7.moved")) as release,
+            running(dsn, tmp_path, slot="vis", backfill=True) as again,
+        ):
+            # the resynchronisation's low watermark (its truncation) follows the commit
+            wait_until(
+                lambda: any(e.type == ev.TABLE_TRUNCATED for e in read_events(again.events_file)),
+                why=lambda: "for the low watermark",
+            )
+            release()
+            again.backfilled(conn)
+            again.wait(conn)
+            events = read_events(again.events_file)
         assert Model.of(events).differences(Model.from_database(conn)) == []
 
 
