@@ -34,7 +34,7 @@ import psycopg
 from epipe import events as ev
 from epipe.errors import EpipeError
 from epipe.events import Event
-from epipe.fs.reader import NamespaceReader
+from epipe.fs.reader import NamespaceReader, chunked
 from epipe.index.document import Document
 from epipe.index.engine import (
     REINDEX,
@@ -56,6 +56,7 @@ from epipe.index.state import DocumentSource, Skipped
 from epipe.sink import Progress, Rejection
 
 log = logging.getLogger(__name__)
+_CHECK_CHUNK = 10_000  # ids per lookup when checking that deletes took
 
 
 class IndexSink:
@@ -161,9 +162,28 @@ class IndexSink:
             if self._touched or self._deleted or self._moved_dirs:
                 self._still_current()
                 index.commit()
+                self._check_deleted()
         finally:
             self._reset()
         return rejections
+
+    def _check_deleted(self) -> None:
+        """Deleted documents are gone once committed; if the engine kept one, delete it
+        again. (A tantivy index has been seen, about once in 150 histories that kill the
+        pipeline, keeping a document whose delete was committed by the next process: the
+        document would stay searchable for good.)"""
+        kept: list[int] = []
+        for chunk in chunked(sorted(self._deleted), _CHECK_CHUNK):
+            kept.extend(self.index.get(chunk))
+        if kept:
+            log.warning(
+                "the search index kept %d deleted documents after a commit (%s): deleting "
+                "them again",
+                len(kept),
+                ", ".join(map(str, sorted(kept)[:5])),
+            )
+            self.index.delete(kept)
+            self.index.commit()
 
     def _rewrite(self, rejections: list[Rejection]) -> None:
         """Moved subtrees, then every other touched inode, from the current rows."""

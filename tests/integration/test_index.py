@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
+from epipe import wiring
 from epipe.cli import cli
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.index.tantivy import TantivyStore
+from epipe.index.tantivy.index import TantivyIndex
 from epipe.index.verify import verify
 from epipe.load.bulk import load_images
 from epipe.pipeline.store import PipelineStore
@@ -144,3 +148,50 @@ def test_verify_finds_drift_by_kind_and_reindex_repairs_it(
     assert "missing  1 file" in text and "DRIFT" in text
     assert runner.invoke(cli, ["reindex"], env=env).exit_code == 0
     assert runner.invoke(cli, ["verify"], env=env).exit_code == 0
+
+
+class ForgetfulStore(TantivyStore):
+    """An index that loses the first delete it is asked for (as an engine bug would)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.armed = False
+        self.forgotten: list[int] = []
+
+    def current(self, *, writable: bool = False) -> TantivyIndex:
+        index = super().current(writable=writable)
+        if writable:
+            delete = index.delete
+
+            def forgetful(ids: Iterable[int], version: int | None = None) -> None:
+                wanted = list(ids)
+                if wanted and self.armed and not self.forgotten:
+                    self.forgotten.extend(wanted)
+                    return
+                delete(wanted, version)
+
+            index.delete = forgetful  # type: ignore[method-assign]
+        return index
+
+
+def test_a_delete_the_engine_lost_is_applied_again(
+    dsn: str,
+    conn: psycopg.Connection,
+    ns: Namespace,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = ForgetfulStore(tmp_path / "index")
+    ns.put("/keep")
+    ns.put("/gone")
+    gone = ns.stat("/gone").id
+    with running(dsn, tmp_path, consumers=[wiring.index_consumer(dsn, store)]) as pipeline:
+        pipeline.backfilled(conn)
+        pipeline.wait(conn)
+        assert total(store, text="gone") == 1
+        store.armed = True
+        pipeline.wait(conn, ns.rm("/gone").token)
+    assert store.forgotten == [gone]
+    assert total(store, text="gone") == 0
+    assert total(store, text="keep") == 1
+    assert f"kept 1 deleted documents after a commit ({gone})" in caplog.text
