@@ -1,8 +1,10 @@
 """SearchQuery -> tantivy query.
 
-Only the words are scored; every other clause is a filter adding 0 (as Elasticsearch's
-filter context). Nothing the user types reaches tantivy's query parser but the number of a
-range, formatted here, under a key whose every special character is escaped.
+Only the words are scored, each by the best place a document holds it (epipe.index.scoring):
+the largest of constant scores, never tantivy's BM25, whose statistics span every project.
+Every other clause is a filter adding 0 (as Elasticsearch's filter context). Nothing the
+user types reaches tantivy's query parser but the number of a range, formatted here, under a
+key whose every special character is escaped.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import tantivy
 
+from epipe.index import scoring
 from epipe.index.tantivy.schema import tokens
 from epipe.search.query import Predicate, QueryError, SearchQuery
 
@@ -30,7 +33,7 @@ def compile_query(
         words = tokens(query.text)
         if not words:
             raise QueryError("q", "has no searchable words")
-        scored.extend(q.term_query(schema, "text", word) for word in words)
+        scored.extend(_word(schema, word) for word in words)
     if query.under not in (None, "/"):
         directory = searcher.search(q.term_query(schema, "path", query.under), 1, count=False)
         if not directory.hits:
@@ -73,6 +76,26 @@ def compile_query(
     if not clauses:
         return q.all_query()
     return q.boolean_query([(occur.Must, clause) for clause in clauses])
+
+
+_WORD_FIELDS = (
+    ("name_words", scoring.NAME),
+    ("path_words", scoring.PATH),
+    ("annotation_words", scoring.ANNOTATIONS),
+)
+
+
+def _word(schema: tantivy.Schema, word: str) -> tantivy.Query:
+    """Documents holding `word` in their name, path or annotations, scoring the weight of
+    the best of these (a constant: no statistics of the index enter)."""
+    q = tantivy.Query
+    return q.disjunction_max_query(
+        [
+            q.const_score_query(q.term_query(schema, field, word, index_option="basic"), weight)
+            for field, weight in _WORD_FIELDS
+        ],
+        tie_breaker=0.0,
+    )
 
 
 def _predicate(predicate: Predicate, schema: tantivy.Schema, index: tantivy.Index) -> tantivy.Query:
