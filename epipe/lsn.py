@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
+
 
 def lsn_to_str(lsn: int) -> str:
     """0x16B3748 -> '0/16B3748'."""
@@ -10,10 +14,7 @@ def lsn_to_str(lsn: int) -> str:
 
 def lsn_from_str(text: str) -> int:
     """'0/16B3748' -> 0x16B3748; ValueError if `text` is not an LSN."""
-    high, sep, low = text.strip().partition("/")
-    if not sep or not high or not low or len(high) > 8 or len(low) > 8:
+    match = _LSN.fullmatch(text.strip())  # only hex digits: int() also takes -, + and _
+    if match is None:
         raise ValueError(f"not an LSN (expected X/Y in hexadecimal): {text!r}")
-    try:
-        return (int(high, 16) << 32) | int(low, 16)
-    except ValueError:
-        raise ValueError(f"not an LSN (expected X/Y in hexadecimal): {text!r}") from None
+    return (int(match[1], 16) << 32) | int(match[2], 16)

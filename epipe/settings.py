@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     publication: str = Field(default="epipe", pattern=r"^[a-z0-9_]{1,63}$")
     kafka_partitions: int = Field(default=6, ge=1, le=1000)
     kafka_replication: int = Field(default=1, ge=1, le=10)
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="key that signs search cursors (>= 32 characters); unset: a random one "
+        "kept in EPIPE_HOME/cursor-secret",
+    )
     heartbeat_interval: float = Field(
         default=1.0, gt=0, le=60, description="seconds between heartbeats when idle"
     )

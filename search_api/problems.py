@@ -28,6 +28,39 @@ TITLES = {
 }
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "example": "about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "what failed; a 400 names the part first"},
+        "part": {"type": "string", "description": "the malformed part of a query (400)"},
+    },
+}
+WHY = {
+    400: "a malformed request; `detail` names the offending part",
+    401: "no bearer token, or not a valid one",
+    403: "your role in the file's project does not allow this",
+    404: "no such file or attribute (or one outside your projects)",
+    409: "`after` was not applied within `wait_ms`, or the file exists already",
+    503: "the metadata database or the search index is unavailable",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem answers a route really gives, for its OpenAPI entry (FastAPI's own 422 is
+    never given: validation errors are 400, and `install` leaves 422 out of the OpenAPI)."""
+    return {
+        status: {
+            "description": f"{TITLES[status]}: {WHY[status]}",
+            "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
 class Problem(Exception):
     def __init__(self, status: int, detail: str, **extra: Any) -> None:
         self.status = status
@@ -63,6 +96,8 @@ def fs_problem(exc: FsError) -> Problem:
 
 
 def install(app: FastAPI) -> None:
+    document_statuses(app)
+
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> JSONResponse:
         return response(exc.status, exc.detail, **exc.extra)
@@ -109,3 +144,20 @@ def install(app: FastAPI) -> None:
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return response(500, "unexpected error (logged on the server)")
+
+
+def document_statuses(app: FastAPI) -> None:
+    """The OpenAPI without the 422 FastAPI adds to every route with parameters: this API
+    answers validation errors with 400 (each route lists its statuses with `responses`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

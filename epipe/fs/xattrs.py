@@ -1,6 +1,8 @@
 """Extended-attribute names and values: pure validation, no I/O.
 
-Names are `user.<name>` (annotations; a bare `<name>` means the same) or `system.<name>`.
+Names are `user.<name>` (annotations; a bare `<name>` means the same) or `system.<name>`;
+a name is shown bare in the user namespace unless it starts with a namespace's prefix
+(`user.system.acl` stays exactly that), so shown names never collide (docs/namespace.md).
 Values are any JSON value whose compact UTF-8 encoding is at most 64 KiB, nested at most
 MAX_DEPTH levels, whose integers fit in 64 bits and whose other numbers are doubles
 (docs/xattr-values.md; migration 0008 holds the database to the same limits).
@@ -21,16 +23,14 @@ MAX_VALUE_BYTES = 64 * 1024
 MAX_DEPTH = 64  # well below orjson's 255 and tantivy's ~250; jsonb itself takes ~990
 MIN_INTEGER, MAX_INTEGER = -(2**63), 2**64 - 1  # what the index holds exactly
 NAMESPACES = ("user", "system")
+_PREFIXES = tuple(f"{namespace}." for namespace in NAMESPACES)
 _LONG_DIGITS = re.compile(r"[0-9]{19}")  # an integer beyond 64 bits has at least 19 digits
 
 
 def parse_name(name: str, *, path: str = "") -> tuple[str, str]:
-    """'user.labels' | 'labels' -> ('user', 'labels'); 'system.x' -> ('system', 'x')."""
-    namespace, dot, rest = name.partition(".")
-    if dot and namespace in NAMESPACES:
-        bare = rest
-    else:
-        namespace, bare = "user", name
+    """'user.labels' | 'labels' -> ('user', 'labels'); 'system.x' -> ('system', 'x');
+    'user.system.x' -> ('user', 'system.x'). Only the first prefix names the namespace."""
+    namespace, bare = split_name(name)
     if not bare:
         raise FsError("EINVAL", path, f"xattr name {name!r} is empty")
     if "\x00" in bare:
@@ -41,9 +41,21 @@ def parse_name(name: str, *, path: str = "") -> tuple[str, str]:
     return namespace, bare
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """The namespace and the name in it of a shown name, unchecked (parse_name checks)."""
+    namespace, dot, rest = name.partition(".")
+    if dot and namespace in NAMESPACES:
+        return namespace, rest
+    return "user", name
+
+
 def display_name(namespace: str, name: str) -> str:
-    """How a name is shown: annotations bare, system attributes with their prefix."""
-    return name if namespace == "user" else f"{namespace}.{name}"
+    """How a name is shown: annotations bare, unless the bare name would read as another
+    namespace's (`user.system.acl`); system attributes with their prefix. The inverse of
+    parse_name: every (namespace, name) has one shown name and no two share it."""
+    if namespace == "user" and not name.startswith(_PREFIXES):
+        return name
+    return f"{namespace}.{name}"
 
 
 def parse_value(text: str, *, path: str = "") -> Any:

@@ -6,9 +6,11 @@
 `ancestors` (ids of every directory above, root first) make subtree search one term query
 and keep working after renames of the ancestors' names (ids never change); a directory move
 rewrites the moved subtree's documents. `xattrs` maps display names (`labels`,
-`system.acl`) to the JSON values. Annotations the index cannot hold (more than
-MAX_ANNOTATION_VALUES leaf values, nested deeper than MAX_DEPTH, a part epipe could not read as
-a value) are left out, named in `skipped`, and reported with the reason.
+`user.system.acl`, `system.acl`) to the JSON values; the engines index them by namespace
+(`indexed_annotations`), so no user key reaches a system attribute's path. Annotations the
+index cannot hold (more than MAX_ANNOTATION_VALUES leaf values, nested deeper than MAX_DEPTH,
+a part epipe could not read as a value) are left out, named in `skipped`, and reported with
+the reason.
 docs/search-index.md has the rationale; schemas/index/document.schema.json the shape.
 """
 
@@ -21,7 +23,7 @@ import orjson
 
 from epipe import jsonvalue
 from epipe.fs.reader import path_of
-from epipe.fs.xattrs import MAX_DEPTH
+from epipe.fs.xattrs import MAX_DEPTH, split_name
 
 
 class Document(TypedDict):
@@ -79,6 +81,18 @@ def leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
             stack.extend((key, v) for v in reversed(item))
         else:
             out.append((key, item))
+    return out
+
+
+def indexed_annotations(xattrs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The annotations as the engines index them: {namespace: {name in it: value}}, e.g.
+    {"user": {"labels": …, "system.acl": …}, "system": {"acl": …}}. Predicates name these
+    paths (`Predicate.path`); the engines split keys at dots, and the namespace level keeps
+    a user's `system.acl` (or `system` holding `acl`) from meeting the system `acl`."""
+    out: dict[str, dict[str, Any]] = {}
+    for shown, value in xattrs.items():
+        namespace, name = split_name(shown)
+        out.setdefault(namespace, {})[name] = value
     return out
 
 

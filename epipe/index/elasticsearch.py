@@ -20,7 +20,14 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from epipe.db.migrate import schemas_dir
 from epipe.index import elasticsearch_meta, scoring
-from epipe.index.document import FIELDS, MAX_TEXT_BYTES, Document, annotation_text, leaves
+from epipe.index.document import (
+    FIELDS,
+    MAX_TEXT_BYTES,
+    Document,
+    annotation_text,
+    indexed_annotations,
+    leaves,
+)
 from epipe.index.engine import EngineError, Hit, Page
 from epipe.index.paging import order_of
 from epipe.index.position import IndexPosition
@@ -51,9 +58,10 @@ def map_exceptions(action: str) -> Iterator[None]:
 
 
 def attrs(xattrs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Annotations as typed pairs: one {key, num|str|bool} per leaf value (pure)."""
+    """Annotations as typed pairs: one {key, num|str|bool} per leaf value, the key led by
+    the namespace (`user.labels.camera`, `system.acl`: Predicate.path) (pure)."""
     out = []
-    for key, value in leaves(xattrs):
+    for key, value in leaves(indexed_annotations(xattrs)):
         if isinstance(value, bool):
             out.append({"key": key, "bool": value})
         elif isinstance(value, int | float):
@@ -372,7 +380,7 @@ def _nested(query: dict[str, Any]) -> dict[str, Any]:
 
 
 def _predicate(predicate: Predicate) -> dict[str, Any]:
-    key = ".".join(predicate.keys)
+    key = ".".join(predicate.path)
     exists = _nested(
         {"bool": {"should": [{"term": {"attrs.key": key}}, {"prefix": {"attrs.key": key + "."}}]}}
     )

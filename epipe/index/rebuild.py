@@ -10,17 +10,17 @@ from dataclasses import dataclass
 
 import psycopg
 
+from epipe.db.visibility import settled_position
 from epipe.fs.reader import NamespaceReader
 from epipe.index.engine import IndexStore, SearchIndex, upsert_files
 from epipe.index.position import IndexPosition, database_identity
 from epipe.index.state import DocumentSource
-from epipe.lsn import lsn_from_str
 
 
 @dataclass(frozen=True)
 class RebuildReport:
     generation: str
-    position: int  # the snapshot's: the generation holds every change up to it
+    position: int  # the generation holds every change logged before it
     documents: int
     rejected: list[tuple[int, str]]
     skipped: list[tuple[int, list[str]]]
@@ -42,11 +42,12 @@ def rebuild(
     rejected: list[tuple[int, str]] = []
     skipped: list[tuple[int, list[str]]] = []
     try:
+        version = settled_position(conn)  # the snapshot below holds every change up to it
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = conn.execute("SELECT pg_current_wal_lsn()::text, count(*) FROM inodes").fetchone()
+            row = conn.execute("SELECT count(*) FROM inodes").fetchone()
             assert row is not None
-            version, total = lsn_from_str(row[0]), int(row[1])
+            total = int(row[0])
             for docs, left_out in DocumentSource(NamespaceReader(conn)).everything(version):
                 rejected.extend(upsert_files(index, docs))
                 skipped.extend(left_out)

@@ -17,9 +17,12 @@ from epipe.index.document import Document, build
 _ROW = """i.id, i.parent_id, i.name, i.kind, i.size, i.mode,
           coalesce(u.name, i.owner_id::text), coalesce(g.name, i.group_id::text),
           i.mtime, i.ctime,
-          (SELECT jsonb_object_agg(CASE WHEN x.namespace = 'user' THEN x.name
+          (SELECT jsonb_object_agg(CASE WHEN x.namespace = 'user'
+                                             AND NOT starts_with(x.name, 'user.')
+                                             AND NOT starts_with(x.name, 'system.')
+                                        THEN x.name
                                         ELSE x.namespace || '.' || x.name END, x.value)
-           FROM xattrs x WHERE x.inode_id = i.id)"""
+           FROM xattrs x WHERE x.inode_id = i.id)"""  # keys as xattrs.display_name shows them
 _JOINS = "LEFT JOIN users u ON u.id = i.owner_id LEFT JOIN groups g ON g.id = i.group_id"
 Skipped = list[tuple[int, list[str]]]  # (inode id, xattrs left out of its document)
 

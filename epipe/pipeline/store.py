@@ -35,6 +35,7 @@ class BackfillState:
     last_key: list[Any] | None
     rows: int
     done: bool
+    resync: bool = False  # begins with a truncation of its relations
 
 
 class PipelineStore:
@@ -151,19 +152,21 @@ class PipelineStore:
 
     # -- backfill ----------------------------------------------------------------------------
 
-    def start_backfill(self, slot: str, relations: list[str]) -> None:
-        """(Re)start the backfill of `relations` into `slot`, from their first row."""
+    def start_backfill(self, slot: str, relations: list[str], *, resync: bool = False) -> None:
+        """(Re)start the backfill of `relations` into `slot`, from their first row; `resync`:
+        it begins with a truncation of them."""
         with self._conn.transaction():
             self._conn.execute("DELETE FROM epipe_backfills WHERE slot = %s", [slot])
             for position, relation in enumerate(relations):
                 self._conn.execute(
-                    "INSERT INTO epipe_backfills (slot, relation, position) VALUES (%s, %s, %s)",
-                    [slot, relation, position],
+                    "INSERT INTO epipe_backfills (slot, relation, position, resync) "
+                    "VALUES (%s, %s, %s, %s)",
+                    [slot, relation, position, resync],
                 )
 
     def backfill(self, slot: str) -> list[BackfillState]:
         rows = self._conn.execute(
-            "SELECT relation, last_key, rows, done FROM epipe_backfills WHERE slot = %s "
+            "SELECT relation, last_key, rows, done, resync FROM epipe_backfills WHERE slot = %s "
             "ORDER BY position",
             [slot],
         ).fetchall()

@@ -3,9 +3,11 @@ predicates: pure.
 
 Predicates: `PATH OP VALUE` or `PATH exists`, e.g. `labels.objects.bicycle>3`,
 `labels.camera=front`, `labels.weather exists`. PATH is dotted keys, the first naming the
-xattr (`system.acl` for a system attribute); a key with characters outside letters, digits,
-`_` and `-` is double-quoted (`labels."weird key".x>1`). OP is one of = != > >= < <=.
-VALUE is a number, true, false, null, a double-quoted string, or a bare word.
+xattr; a first key `system` or `user` followed by more names the namespace (`system.acl`,
+`user.system.acl`), otherwise it is `user` (docs/namespace.md, "xattr names"). A key with
+characters outside letters, digits, `_` and `-` is double-quoted (`labels."weird key".x>1`);
+a quoted key is never split, so `"system.acl"` is the annotation of that name. OP is one of
+= != > >= < <=. VALUE is a number, true, false, null, a double-quoted string, or a bare word.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ MAX_LIMIT = 1000
 _OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_MAX_INTEGER_DIGITS = 20  # 2^64 has 20 digits: a longer integer is out of range
+NAMESPACES = ("user", "system")  # as epipe.fs.xattrs names them
+_UNNAMEABLE = ("\x00", "\x01")  # the engines end and separate JSON paths with these
 
 
 class QueryError(EpipeError):
@@ -38,13 +43,23 @@ class QueryError(EpipeError):
 
 @dataclass(frozen=True)
 class Predicate:
-    keys: tuple[str, ...]  # the xattr's display name, then keys inside its value
+    keys: tuple[str, ...]  # the xattr's name in its namespace, then keys inside its value
     op: Operator
     value: str | int | float | bool | None = None
+    namespace: Literal["user", "system"] = "user"
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """Where the engines index the value: the namespace first (a user's key cannot
+        reach another namespace; epipe.index.document.indexed_annotations)."""
+        return (self.namespace, *self.keys)
 
     @property
     def text(self) -> str:
-        shown = ".".join(k if _BARE_KEY.fullmatch(k) else json.dumps(k) for k in self.keys)
+        keys = self.keys
+        if self.namespace != "user" or (keys[0] in NAMESPACES and len(keys) > 1):
+            keys = self.path
+        shown = ".".join(k if _BARE_KEY.fullmatch(k) else json.dumps(k) for k in keys)
         if self.op == "exists":
             return f"{shown} exists"
         return f"{shown}{self.op}{json.dumps(self.value)}"
@@ -93,10 +108,10 @@ class SearchQuery:
 def parse_predicate(text: str) -> Predicate:
     """'labels.objects.bicycle>3' -> Predicate(('labels', 'objects', 'bicycle'), '>', 3)."""
     source = text.strip()
-    keys, rest = _keys(source, text)
+    namespace, keys, rest = _keys(source, text)
     rest = rest.strip()
     if rest == "exists":
-        return Predicate(keys, "exists")
+        return Predicate(keys, "exists", namespace=namespace)
     for op in _OPERATORS:
         if rest.startswith(op):
             value = _value(rest[len(op) :].strip(), text)
@@ -104,17 +119,19 @@ def parse_predicate(text: str) -> Predicate:
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
                 raise QueryError(f"xattr {text!r}", f"{op} compares numbers; got {value!r}")
-            return Predicate(keys, op, value)  # type: ignore[arg-type]
+            return Predicate(keys, op, value, namespace)  # type: ignore[arg-type]
     raise QueryError(
         f"xattr {text!r}", "expected an operator (= != > >= < <=) or 'exists' after the key path"
     )
 
 
-def _keys(source: str, text: str) -> tuple[tuple[str, ...], str]:
+def _keys(source: str, text: str) -> tuple[Literal["user", "system"], tuple[str, ...], str]:
     keys: list[str] = []
+    bare: list[bool] = []
     pos = 0
     while True:
-        if pos < len(source) and source[pos] == '"':
+        bare.append(not (pos < len(source) and source[pos] == '"'))
+        if not bare[-1]:
             end = pos + 1
             while end < len(source) and source[end] != '"':
                 end += 2 if source[end] == "\\" else 1
@@ -124,6 +141,10 @@ def _keys(source: str, text: str) -> tuple[tuple[str, ...], str]:
                 keys.append(json.loads(source[pos : end + 1]))
             except json.JSONDecodeError as exc:
                 raise QueryError(f"xattr {text!r}", f"bad quoted key: {exc}") from None
+            if not keys[-1] or any(c in keys[-1] for c in _UNNAMEABLE):
+                raise QueryError(
+                    f"xattr {text!r}", f"key {len(keys)} is empty or holds a 0x00 or 0x01 byte"
+                )
             pos = end + 1
         else:
             match = _BARE_KEY.match(source, pos)
@@ -137,11 +158,9 @@ def _keys(source: str, text: str) -> tuple[tuple[str, ...], str]:
             pos += 1
             continue
         break
-    if keys[0] == "system" and len(keys) > 1:  # system.acl is one xattr name
-        keys = [f"system.{keys[1]}", *keys[2:]]
-    elif keys[0] == "user" and len(keys) > 1:
-        keys = keys[1:]
-    return tuple(keys), source[pos:]
+    if bare[0] and len(keys) > 1 and keys[0] in ("user", "system"):
+        return keys[0], tuple(keys[1:]), source[pos:]  # type: ignore[return-value]
+    return "user", tuple(keys), source[pos:]
 
 
 def _value(text: str, whole: str) -> str | int | float | bool | None:
@@ -151,7 +170,12 @@ def _value(text: str, whole: str) -> str | int | float | bool | None:
         return text == "true"
     if text == "null":
         return None
-    if _NUMBER.fullmatch(text):
+    if match := _NUMBER.fullmatch(text):
+        if not match[2] and not match[3] and len(match[1]) > _MAX_INTEGER_DIGITS:
+            # beyond 64 bits, and int() refuses more than 4,300 digits
+            raise QueryError(
+                f"xattr {whole!r}", f"number of {len(match[1])} digits is out of range"
+            )
         number: int | float = json.loads(text)
         if (isinstance(number, int) and not -(2**63) <= number < 2**63) or (
             isinstance(number, float) and not math.isfinite(number)

@@ -26,7 +26,6 @@ generation swapped out from under it would take its writes out of search for goo
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -217,7 +216,6 @@ class IndexSink:
 
     def rebuild(self, progress: Progress) -> str:
         """A new generation from one snapshot, swapped in; the sink writes to it from now on."""
-        time.sleep(0.05)  # a change just decoded is visible to new snapshots by now
         self.index.close()
         try:
             report, self.index = self._rebuilt(progress)

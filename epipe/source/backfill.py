@@ -14,7 +14,8 @@ A commit is written to the change log a moment before it becomes visible to new 
 A transaction whose commit precedes the low watermark in the log, yet is not visible to the
 chunk's read, would have its change shown before the window and the older row emitted after
 it. So the read waits until every transaction in flight when the low watermark committed is
-visible (checked while the stream goes on; a long transaction delays only the backfill).
+visible: until every transaction with an id below a fresh one has ended (checked while the
+stream goes on; a long transaction delays only the backfill).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import orjson
 
 from epipe import events as ev
+from epipe.db.visibility import horizon, passed
 from epipe.events import Event
 from epipe.pipeline.store import PipelineStore
 from epipe.source import pgoutput as pg
@@ -65,8 +67,9 @@ class Chunk:
     emitted: int = 0
     end_lsn: int | None = None  # end of the high watermark's transaction, once seen
     read: int = field(default=0)
-    # transactions in flight when the low watermark committed (64-bit ids, as text)
-    in_flight: list[str] = field(default_factory=list)
+    # the read waits until every transaction below this id has ended: each that existed
+    # when the low watermark committed
+    horizon: str = "0"
     selected: bool = False  # the rows are read and the high watermark written
     changed: set[tuple[Any, ...]] = field(default_factory=set)  # keys changed in the window
     truncated: bool = False  # the relation was truncated in the window
@@ -107,13 +110,19 @@ class Backfill:
         self.chunk: Chunk | None = None
         self._done_chunks: list[Chunk] = []  # emitted, waiting for the slot to pass them
         # where the next chunk of each relation starts
-        self._plan = [_Step(s.relation, s.last_key, s.done) for s in store.backfill(slot)]
+        saved = store.backfill(slot)
+        self._plan = [_Step(s.relation, s.last_key, s.done) for s in saved]
+        self._resync = any(s.resync for s in saved)
 
     # -- planning ----------------------------------------------------------------------------
 
     def start(self, relations: Iterable[str]) -> None:
-        """Backfill `relations` from their first row (a new slot)."""
-        self._store.start_backfill(self._slot, list(relations))
+        """Backfill `relations` from their first row. Once a consumer has applied changes it
+        may hold rows deleted while nothing streamed: the backfill then resynchronises
+        (truncation first); decided now and saved, so a restart decides the same."""
+        relations = list(relations)
+        self._resync = any(p.applied_lsn > 0 for p in self._store.positions())
+        self._store.start_backfill(self._slot, relations, resync=self._resync)
         self._plan = [_Step(relation, None, False) for relation in relations]
         self._done_chunks.clear()
         self.chunk = None
@@ -131,7 +140,7 @@ class Backfill:
         if self.chunk is None:
             self._open_chunk()
         chunk = self.chunk
-        if chunk is None or chunk.selected or not self._settled(chunk.in_flight):
+        if chunk is None or chunk.selected or not passed(self._conn, chunk.horizon):
             return
         step = next(entry for entry in self._plan if not entry.done)
         limit = self._chunk_rows[chunk.relation]
@@ -156,24 +165,8 @@ class Backfill:
                 ", ".join(truncate),
             )
         self._emit(WATERMARK, self._mark(chunk_id, "low", truncate))
-        in_flight = [
-            row[0]
-            for row in self._conn.execute(
-                "SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
-            ).fetchall()
-        ]
-        self.chunk = Chunk(step.relation, chunk_id, {}, step.last_key, False, in_flight=in_flight)
-
-    def _settled(self, xids: list[str]) -> bool:
-        """Every transaction of `xids` has ended and is visible to new snapshots."""
-        if not xids:
-            return True
-        row = self._conn.execute(
-            "SELECT bool_and(pg_visible_in_snapshot(x::xid8, pg_current_snapshot())) "
-            "FROM unnest(%s::text[]) AS x",
-            [xids],
-        ).fetchone()
-        return bool(row and row[0])
+        below = horizon(self._conn)
+        self.chunk = Chunk(step.relation, chunk_id, {}, step.last_key, False, horizon=below)
 
     def _mark(self, chunk_id: str, mark: str, truncate: list[str] | None = None) -> str:
         content: dict[str, Any] = {"slot": self._slot, "chunk": chunk_id, "mark": mark}
@@ -182,13 +175,12 @@ class Backfill:
         return orjson.dumps(content).decode()
 
     def _resynchronises(self) -> bool:
-        """The first chunk of a backfill begins with a truncation of its relations once some
-        consumer has applied anything: what was deleted while the slot did not stream (or
-        its publication was gone) has no event, so consumers drop everything and take the
-        rows again. A first backfill (nothing applied yet) needs none. Decided from saved
-        state alone, so a restart before the first chunk was confirmed truncates again."""
+        """The first chunk of a resynchronising backfill begins with a truncation of its
+        relations: what was deleted while the slot did not stream (or its publication was
+        gone) has no event, so consumers drop everything and take the rows again. From saved
+        state alone: a restart before the first chunk was confirmed truncates again."""
         first = all(step.last_key is None and not step.done for step in self._plan)
-        return first and any(p.applied_lsn > 0 for p in self._store.positions())
+        return first and self._resync
 
     def _table(self, relation: str) -> Table:
         if relation not in self._tables:

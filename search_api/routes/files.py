@@ -16,7 +16,7 @@ from epipe.fs.paths import join_path, split_path
 from epipe.fs.xattrs import parse_value
 from epipe.index.document import project_of
 from search_api.models import FileEntry, ListResponse, TokenResponse, XattrsResponse
-from search_api.problems import Problem
+from search_api.problems import Problem, responses
 from search_api.services import CallerDep, ServicesDep
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -54,7 +54,11 @@ def namespace(services: Any, caller: Any, app: str | None) -> Iterator[Namespace
             raise
 
 
-@router.get("/xattrs", response_model=XattrsResponse, summary="Read annotations")
+READS = responses(400, 401, 404, 503)
+WRITES = responses(400, 401, 403, 404, 503)
+
+
+@router.get("/xattrs", response_model=XattrsResponse, summary="Read annotations", responses=READS)
 def get_xattrs(
     path: PathParam,
     caller: CallerDep,
@@ -94,6 +98,7 @@ VALUE_BODY = {
     response_model=TokenResponse,
     summary="Set an annotation",
     openapi_extra={"requestBody": VALUE_BODY},
+    responses=WRITES,
 )
 def put_xattr(
     path: PathParam,
@@ -109,7 +114,9 @@ def put_xattr(
         return TokenResponse(token=ns.setxattr(path, name, parse_value(text, path=path)).token)
 
 
-@router.delete("/xattrs", response_model=TokenResponse, summary="Remove an annotation")
+@router.delete(
+    "/xattrs", response_model=TokenResponse, summary="Remove an annotation", responses=WRITES
+)
 def delete_xattr(
     path: PathParam,
     name: NameParam,
@@ -121,7 +128,12 @@ def delete_xattr(
         return TokenResponse(token=ns.rmxattr(path, name).token)
 
 
-@router.get("/stat", response_model=FileEntry, summary="Metadata of a file or directory")
+@router.get(
+    "/stat",
+    response_model=FileEntry,
+    summary="Metadata of a file or directory",
+    responses=READS,
+)
 def stat(
     path: PathParam, caller: CallerDep, services: ServicesDep, app: AppHeader = None
 ) -> FileEntry:
@@ -130,7 +142,7 @@ def stat(
         return _entry(ns.stat(path), join_path(parts))
 
 
-@router.get("/list", response_model=ListResponse, summary="Entries of a directory")
+@router.get("/list", response_model=ListResponse, summary="Entries of a directory", responses=READS)
 def list_dir(
     path: PathParam,
     caller: CallerDep,

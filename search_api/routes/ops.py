@@ -12,19 +12,27 @@ from prometheus_client.registry import Collector
 
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
-from search_api.problems import Problem
+from search_api.problems import Problem, responses
 from search_api.services import CallerDep, Services, ServicesDep
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/v1/status", summary="Pipeline positions, lag and dead letters")
+@router.get(
+    "/v1/status",
+    summary="Pipeline positions, lag and dead letters",
+    responses=responses(401, 503),
+)
 def status(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
     with services.connection() as conn:
         return pipeline_status.status(conn, services.settings.slot)
 
 
-@router.get("/healthz", summary="Liveness: the API and its database answer")
+@router.get(
+    "/healthz",
+    summary="Liveness: the API and its database answer",
+    responses=responses(503),
+)
 def healthz(services: ServicesDep) -> dict[str, str]:
     try:
         with services.connection() as conn:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import hashlib
 import time
 from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 
 from epipe.fs.paths import normalise
 from epipe.index.engine import Hit
 from epipe.lsn import lsn_from_str
-from epipe.search.query import QueryError, SearchQuery, parse_predicate
+from epipe.search.query import SearchQuery, parse_predicate
+from search_api.cursors import CursorSigner, signer
 from search_api.models import SearchHit, SearchParams, SearchRequest, SearchResponse
-from search_api.problems import Problem
+from search_api.problems import Problem, responses
 from search_api.services import CallerDep, ServicesDep
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -30,6 +31,7 @@ After = Annotated[
     ),
 ]
 WaitMs = Annotated[int, Query(ge=0, le=30_000, description="how long to wait for `after`")]
+Signer = Annotated[CursorSigner, Depends(signer)]
 EXAMPLE = {
     "q": "rain",
     "under": "/Projects/cars/images",
@@ -40,20 +42,29 @@ EXAMPLE = {
 }
 
 
-@router.get("/search", response_model=SearchResponse, summary="Search files")
+STATUSES = responses(400, 401, 409, 503)
+
+
+@router.get("/search", response_model=SearchResponse, summary="Search files", responses=STATUSES)
 def search_get(
     request: Annotated[SearchParams, Query()],
     caller: CallerDep,
     services: ServicesDep,
+    cursors: Signer,
     after: After = None,
     wait_ms: WaitMs = 0,
 ) -> SearchResponse:
     """Free text, place, metadata and annotation predicates over the files of the caller's
     projects; `xattr` repeats (`?xattr=labels.objects.bicycle>3&xattr=labels.camera=front`)."""
-    return run(request, caller, services, after, wait_ms)
+    return run(request, caller, services, cursors, after, wait_ms)
 
 
-@router.post("/search", response_model=SearchResponse, summary="Search files (JSON body)")
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="Search files (JSON body)",
+    responses=STATUSES,
+)
 def search_post(
     request: Annotated[
         SearchRequest,
@@ -65,15 +76,21 @@ def search_post(
     ],
     caller: CallerDep,
     services: ServicesDep,
+    cursors: Signer,
     after: After = None,
     wait_ms: WaitMs = 0,
 ) -> SearchResponse:
     """The search of GET /v1/search, with the query as a JSON body."""
-    return run(request, caller, services, after, wait_ms)
+    return run(request, caller, services, cursors, after, wait_ms)
 
 
 def run(
-    request: SearchRequest, caller: Any, services: Any, after: str | None, wait_ms: int
+    request: SearchRequest,
+    caller: Any,
+    services: Any,
+    cursors: CursorSigner,
+    after: str | None,
+    wait_ms: int,
 ) -> SearchResponse:
     started = time.perf_counter()
     if after is not None:
@@ -97,14 +114,18 @@ def run(
         sort=request.sort,
         limit=request.limit,
         projects=None if caller.superuser else caller.projects,
-        after=_decode(request.cursor, fingerprint) if request.cursor else None,
     )
+    if request.cursor:
+        last = cursors.decode(request.cursor, fingerprint, query.effective_sort)
+        query = dataclasses.replace(query, after=last)
     page = services.index.search(query)
     more = len(page.hits) == request.limit
     return SearchResponse(
         hits=[_hit(hit) for hit in page.hits],
         total=page.total,
-        next_cursor=_encode(page.hits[-1], fingerprint) if more and page.hits else None,
+        next_cursor=cursors.encode(fingerprint, page.hits[-1].key, page.hits[-1].doc["id"])
+        if more and page.hits
+        else None,
         took_ms=round((time.perf_counter() - started) * 1000, 3),
     )
 
@@ -127,23 +148,3 @@ def _fingerprint(request: SearchRequest) -> str:
     """Which query a cursor belongs to (every field but the cursor and the page size)."""
     fields = request.model_dump(mode="json", exclude={"cursor", "limit"})
     return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-
-
-def _encode(hit: Hit, fingerprint: str) -> str:
-    raw = orjson.dumps({"f": fingerprint, "k": hit.key, "i": hit.doc["id"]})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str, fingerprint: str) -> tuple[Any, int]:
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if data["f"] != fingerprint:
-            raise QueryError("cursor", "belongs to another query")
-        key, inode_id = data["k"], data["i"]
-        if not isinstance(inode_id, int) or isinstance(key, dict | list):
-            raise ValueError
-    except QueryError:
-        raise
-    except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
-        raise QueryError("cursor", "is not a cursor this API gave out") from None
-    return key, inode_id

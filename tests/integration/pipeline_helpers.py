@@ -164,3 +164,18 @@ class PipelineProcess:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+
+def wait_caught_up(conn: psycopg.Connection, slot: str, timeout: float = 120.0) -> None:
+    """Until every consumer has applied the WAL end of now (a fixed target, as `epipe
+    wait`: consumers' own position writes keep moving the end)."""
+    _, lagging = pipeline_status.wait(conn, slot, None, timeout)
+    assert not lagging, lagging
+
+
+def streaming(conn: psycopg.Connection, slot: str) -> bool:
+    """A process streams from the slot."""
+    row = conn.execute(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = %s", [slot]
+    ).fetchone()
+    return bool(row and row[0])

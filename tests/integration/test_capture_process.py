@@ -16,29 +16,9 @@ from epipe.load.bulk import load_images
 from epipe.lsn import lsn_from_str
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
-from tests.integration.pipeline_helpers import PipelineProcess, new_slot
+from tests.integration.helpers import wait_until
+from tests.integration.pipeline_helpers import PipelineProcess, new_slot, streaming, wait_caught_up
 from tests.integration.replay import Model, read_events
-
-
-def wait_until(predicate: object, timeout: float = 120.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def wait_caught_up(conn: psycopg.Connection, slot: str, timeout: float = 120.0) -> None:
-    """Until every consumer has applied the WAL end of now (a fixed target, as `epipe
-    wait`: consumers' own position writes keep moving the end)."""
-    _, lagging = pipeline_status.wait(conn, slot, None, timeout)
-    assert not lagging, lagging
-
-
-def streaming(conn: psycopg.Connection, slot: str) -> bool:
-    row = conn.execute(
-        "SELECT active FROM pg_replication_slots WHERE slot_name = %s", [slot]
-    ).fetchone()
-    return bool(row and row[0])
 
 
 @pytest.mark.slow
@@ -56,13 +36,17 @@ def test_a_killed_backfill_resumes_after_its_last_confirmed_chunk(
         return states["inodes"].rows if "inodes" in states else 0
 
     process.start()
-    wait_until(lambda: progress() >= 600, what="some backfill progress")
+    wait_until(lambda: progress() >= 600, why=lambda: "for some backfill progress", timeout=120)
     process.kill()
     saved = {s.relation: s for s in store.backfill(slot)}
     assert not saved["inodes"].done
     lines_at_kill = len(read_events(events_file))
     process.start()
-    wait_until(lambda: all(s.done for s in store.backfill(slot)), what="the backfill")
+    wait_until(
+        lambda: all(s.done for s in store.backfill(slot)),
+        why=lambda: "for the backfill",
+        timeout=120,
+    )
     wait_caught_up(conn, slot)
     assert process.stop() == 0, process.log.read_text()
 
@@ -92,7 +76,7 @@ def test_a_300000_row_transaction_streams_through_in_bounded_memory(
     events_file = tmp_path / "events.jsonl"
     process = PipelineProcess(dsn, tmp_path, slot, events_file)
     process.start()
-    wait_until(lambda: streaming(conn, slot), what="the stream")
+    wait_until(lambda: streaming(conn, slot), why=lambda: "for the stream", timeout=120)
     ns.mkdir("/big")
     big = ns.stat("/big").id
     conn.execute(  # one transaction creating 300,000 files
@@ -121,7 +105,7 @@ def test_retained_wal_shrinks_while_only_uncaptured_tables_change(
     slot = new_slot()
     process = PipelineProcess(dsn, tmp_path, slot, tmp_path / "events.jsonl")
     process.start()
-    wait_until(lambda: streaming(conn, slot), what="the stream")
+    wait_until(lambda: streaming(conn, slot), why=lambda: "for the stream", timeout=120)
     ns.mkdir("/d")
     wait_caught_up(conn, slot)
     # Written while the pipeline is stopped, so that nothing moves the slot meanwhile (a
@@ -140,7 +124,7 @@ def test_retained_wal_shrinks_while_only_uncaptured_tables_change(
     wait_until(
         lambda: pipeline_status.status(conn, slot)["retained_wal_bytes"] < 16 * 2**20,
         timeout=60,
-        what="retained WAL below 16 MiB",
+        why=lambda: "for retained WAL below 16 MiB",
     )
     print(
         f"retained WAL {written / 2**20:.0f} MiB -> below 16 MiB in "

@@ -15,15 +15,25 @@ import psycopg
 import pytest
 
 from epipe import events as ev
+from epipe import wiring
 from epipe.db.server import connect
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.load.bulk import load_images
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
-from tests.integration.pipeline_helpers import PipelineProcess, epipe_command, epipe_env, new_slot
+from epipe.settings import Settings
+from epipe.source import Source
+from tests.integration.helpers import wait_until
+from tests.integration.pipeline_helpers import (
+    PipelineProcess,
+    epipe_command,
+    epipe_env,
+    new_slot,
+    streaming,
+    wait_caught_up,
+)
 from tests.integration.replay import Model, read_events
-from tests.integration.test_capture_process import streaming, wait_caught_up, wait_until
 
 
 def epipe(dsn: str, home: Path, slot: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,7 +56,11 @@ class Pipeline:
         self.catch_up()
 
     def catch_up(self) -> None:
-        wait_until(lambda: streaming(self.conn, self.slot), what="the slot to stream")
+        wait_until(
+            lambda: streaming(self.conn, self.slot),
+            why=lambda: "for the slot to stream",
+            timeout=120,
+        )
         wait_caught_up(self.conn, self.slot)
 
     def stop(self) -> None:
@@ -148,7 +162,8 @@ def test_a_slot_dropped_under_a_running_pipeline_is_recreated_and_resynchronised
     # the stream broke: the process either exits (to be restarted) or reconnects
     wait_until(
         lambda: process.poll() is not None or streaming(conn, pipeline.slot),
-        what="the pipeline to exit or stream again",
+        why=lambda: "for the pipeline to exit or stream again",
+        timeout=120,
     )
     if process.poll() is not None:
         assert "replication stream" in pipeline.process.log.read_text()
@@ -165,7 +180,9 @@ def test_a_publication_dropped_under_a_running_pipeline_is_noticed_and_repaired(
         conn.execute('DROP PUBLICATION "epipe"')
         ns.rm(removed, recursive=True)
     # the pipeline records its backfill before it creates the publication again
-    wait_until(lambda: publication_exists(conn), timeout=30, what="the publication's repair")
+    wait_until(
+        lambda: publication_exists(conn), timeout=30, why=lambda: "for the publication's repair"
+    )
     wait_caught_up(conn, pipeline.slot)
     ns.mkdir("/data/after")  # streamed again
     wait_caught_up(conn, pipeline.slot)
@@ -182,7 +199,11 @@ def test_wait_does_not_return_while_a_backfill_runs(
     process = PipelineProcess(dsn, tmp_path, slot, events_file, "--backfill-chunk", "40")
     process.start()
     try:
-        wait_until(lambda: PipelineStore.on(conn).backfill(slot), what="the backfill to start")
+        wait_until(
+            lambda: PipelineStore.on(conn).backfill(slot),
+            why=lambda: "for the backfill to start",
+            timeout=120,
+        )
         waited = epipe(dsn, tmp_path, slot, "wait", "--timeout", "240")
         assert waited.returncode == 0, waited.stderr
         assert all(state.done for state in PipelineStore.on(conn).backfill(slot))
@@ -213,3 +234,38 @@ def test_wait_names_a_running_backfill_and_a_running_rebuild(conn: psycopg.Conne
     store.save_backfill("s", "xattrs", [], 0, True)
     conn.execute("UPDATE epipe_index_requests SET finished_at = now()")
     assert pipeline_status.running(conn, "s") == []
+
+
+def _backfilled_events(source: Source, conn: psycopg.Connection, slot: str) -> list[ev.Event]:
+    """Read the source until its backfill is confirmed done; the events read."""
+    events: list[ev.Event] = []
+    store = PipelineStore.on(conn)
+    while not all(state.done for state in store.backfill(slot)):
+        batch = source.read(1_000, 0.05)
+        events.extend(batch.events)
+        source.confirm(batch.position)
+    return events
+
+
+@pytest.mark.parametrize("applied_before_start", [False, True])
+def test_a_backfill_resynchronises_only_consumers_that_applied_changes_before_it_started(
+    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path, applied_before_start: bool
+) -> None:
+    ns.put("/f")
+    slot = new_slot()
+    settings = Settings(dsn=dsn, slot=slot, home=tmp_path, heartbeat_interval=0.05)  # type: ignore[arg-type]
+    store = PipelineStore.on(conn)
+    store.register("index")
+    if applied_before_start:  # e.g. the slot was lost: the consumer may hold deleted rows
+        store.record_position("index", 1, None)
+    source = wiring.open_source(settings, dsn)
+    try:
+        source.open()
+        # a consumer that applies what the new slot streams before the first chunk is read
+        store.record_position("index", 2, None)
+        truncations = [
+            e for e in _backfilled_events(source, conn, slot) if e.type == ev.TABLE_TRUNCATED
+        ]
+    finally:
+        source.close()
+    assert len(truncations) == (1 if applied_before_start else 0)

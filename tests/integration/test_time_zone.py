@@ -6,24 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from epipe.db.server import connect
-from tests.integration.pipeline_helpers import PipelineProcess, new_slot
+from tests.integration.helpers import wait_until
+from tests.integration.pipeline_helpers import PipelineProcess, epipe_command, new_slot, streaming
 
 ELSEWHERE = {"PGTZ": "Asia/Kathmandu", "TZ": "America/St_Johns"}  # odd offsets: +05:45, -03:30
-
-
-def _epipe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epipe", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_connections_use_utc_whatever_pgtz_says(dsn: str) -> None:
@@ -54,18 +43,21 @@ def test_pgtz_in_the_pipelines_environment_makes_no_false_staleness(
     pipeline.env.update(ELSEWHERE)
     pipeline.start()
     try:
-        _wait_streaming(dsn, slot)  # so that the files below come as streamed events
-        assert _epipe(elsewhere, "fs", "mkdir", "-p", "/d/e").returncode == 0
-        made = _epipe(elsewhere, "fs", "put", "/d/e/f", "--size", "3")
+        with connect(dsn) as conn:  # so that the files below come as streamed events
+            wait_until(lambda: streaming(conn, slot), timeout=120)
+        assert epipe_command(elsewhere, "fs", "mkdir", "-p", "/d/e").returncode == 0
+        made = epipe_command(elsewhere, "fs", "put", "/d/e/f", "--size", "3")
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip()
-        waited = _epipe({**base, "EPIPE_SLOT": slot}, "wait", "--token", token, "--timeout", "60")
+        waited = epipe_command(
+            {**base, "EPIPE_SLOT": slot}, "wait", "--token", token, "--timeout", "60"
+        )
         assert waited.returncode == 0, waited.stderr
-        verified = _epipe(base, "verify", "--json")
+        verified = epipe_command(base, "verify", "--json")
         assert verified.returncode == 0, verified.stdout + verified.stderr
-        stat = json.loads(_epipe(elsewhere, "fs", "stat", "/d/e/f", "--json").stdout)
+        stat = json.loads(epipe_command(elsewhere, "fs", "stat", "/d/e/f", "--json").stdout)
         assert stat["mtime"].endswith("+00:00") and stat["ctime"].endswith("+00:00")
-        listing = _epipe(elsewhere, "fs", "ls", "/d/e").stdout
+        listing = epipe_command(elsewhere, "fs", "ls", "/d/e").stdout
         with connect(dsn) as conn:
             row = conn.execute(
                 "SELECT to_char(mtime, 'YYYY-MM-DD\"T\"HH24:MI') FROM inodes WHERE name = 'f'"
@@ -77,12 +69,3 @@ def test_pgtz_in_the_pipelines_environment_makes_no_false_staleness(
     rows = [event["inode"] for event in streamed if "inode" in event and "snapshot" not in event]
     assert {row["name"] for row in rows} >= {"d", "e", "f"}
     assert [row["mtime"] for row in rows if not row["mtime"].endswith("+00:00")] == []
-
-
-def _wait_streaming(dsn: str, slot: str) -> None:
-    deadline = time.monotonic() + 120
-    with connect(dsn) as conn:
-        query = "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s AND active"
-        while conn.execute(query, [slot]).fetchone() is None:
-            assert time.monotonic() < deadline, f"the pipeline never streamed slot {slot}"
-            time.sleep(0.05)

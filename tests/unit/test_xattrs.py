@@ -3,6 +3,7 @@ import json
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from epipe.errors import FsError
 from epipe.fs.xattrs import (
@@ -27,6 +28,9 @@ from tests.json_texts import json_texts, nested
         ("system.acl", ("system", "acl")),
         ("trusted.x", ("user", "trusted.x")),  # unknown prefix: part of a user name
         ("user.a.b", ("user", "a.b")),
+        ("user.system.acl", ("user", "system.acl")),  # never the system namespace
+        ("user.user.x", ("user", "user.x")),
+        ("system", ("user", "system")),
     ],
 )
 def test_parse_name(name: str, expected: tuple[str, str]) -> None:
@@ -42,6 +46,21 @@ def test_parse_name_rejects(name: str) -> None:
 def test_display_name_hides_the_user_namespace() -> None:
     assert display_name("user", "labels") == "labels"
     assert display_name("system", "acl") == "system.acl"
+    assert display_name("user", "system.acl") == "user.system.acl"
+    assert display_name("user", "user.x") == "user.user.x"
+    assert display_name("user", "system") == "system"
+
+
+_names = st.text(st.sampled_from("usertmy.x"), min_size=1, max_size=16) | st.text(min_size=1)
+
+
+@given(st.sampled_from(["user", "system"]), _names, st.sampled_from(["user", "system"]), _names)
+def test_shown_names_round_trip_and_never_collide(ns: str, name: str, ns2: str, name2: str) -> None:
+    shown = display_name(ns, name)
+    if "\x00" not in name and len(name.encode()) <= 255:
+        assert parse_name(shown) == (ns, name)
+    if (ns, name) != (ns2, name2):
+        assert display_name(ns2, name2) != shown
 
 
 @pytest.mark.parametrize("text", ['{"a": 1}', "[1, 2]", '"text"', "3.5", "true", "null"])

@@ -18,7 +18,8 @@ from epipe.index import scoring
 from epipe.index.tantivy.schema import tokens
 from epipe.search.query import Predicate, QueryError, SearchQuery
 
-_PARSER_SPECIAL = set('+-&|!(){}[]^"~*?:\\/ \t\n<>=')
+_PARSER_SPECIAL = set("+-&|!(){}[]^\"'`~*?:\\/ \t\n<>=")
+FIELD = "annotations"  # the JSON field, keyed by namespace (Predicate.path)
 
 
 def compile_query(
@@ -100,7 +101,7 @@ def _word(schema: tantivy.Schema, word: str) -> tantivy.Query:
 
 def _predicate(predicate: Predicate, schema: tantivy.Schema, index: tantivy.Index) -> tantivy.Query:
     q = tantivy.Query
-    path = "xattrs." + ".".join(predicate.keys)
+    path = ".".join((FIELD, *predicate.path))
     exists = q.exists_query(path, json_subpaths=True)
     value = predicate.value
     if predicate.op == "exists" or (predicate.op == "!=" and value is None):
@@ -115,7 +116,7 @@ def _predicate(predicate: Predicate, schema: tantivy.Schema, index: tantivy.Inde
             return term
         return q.boolean_query([(tantivy.Occur.Must, exists), (tantivy.Occur.MustNot, term)])
     # Numeric ranges on JSON keys only go through the query parser: escape the path.
-    field = "xattrs." + ".".join(_escape(k) for k in predicate.keys)
+    field = ".".join((FIELD, *map(_escape, predicate.path)))
     try:
         return index.parse_query(f"{field}:{predicate.op}{_number(value)}")
     except ValueError as exc:
@@ -125,7 +126,7 @@ def _predicate(predicate: Predicate, schema: tantivy.Schema, index: tantivy.Inde
 def range_query(index: tantivy.Index, keys: tuple[str, ...], value: Any) -> tantivy.Query | None:
     """Documents whose annotation at `keys` holds the number `value`, by its fast column
     (as a range predicate reads it); None for a number a range cannot spell."""
-    field = "xattrs." + ".".join(_escape(k) for k in keys)
+    field = ".".join((FIELD, *map(_escape, keys)))
     try:
         number = _number(value)
         return index.parse_query(f"{field}:[{number} TO {number}]")

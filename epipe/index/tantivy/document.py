@@ -9,7 +9,7 @@ from typing import Any, cast
 import orjson
 import tantivy
 
-from epipe.index.document import MAX_TEXT_BYTES, Document, annotation_text
+from epipe.index.document import MAX_TEXT_BYTES, Document, annotation_text, indexed_annotations
 
 
 def to_tantivy(doc: Document) -> tantivy.Document:
@@ -32,8 +32,8 @@ def to_tantivy(doc: Document) -> tantivy.Document:
     out.add_date("ctime", datetime.fromisoformat(doc["ctime"]))
     source = orjson.dumps(doc)
     if doc["xattrs"]:  # no string can be too long to index in a short document
-        xattrs = doc["xattrs"] if len(source) <= MAX_TEXT_BYTES else _indexable(doc["xattrs"])
-        out.add_json("xattrs", xattrs)
+        xattrs = indexed_annotations(doc["xattrs"])
+        out.add_json("annotations", xattrs if len(source) <= MAX_TEXT_BYTES else _indexable(xattrs))
     # free text: each place a word can be found scores its own weight (epipe.index.scoring)
     out.add_text("name_words", doc["name"])
     out.add_text("path_words", doc["path"].rpartition("/")[0])

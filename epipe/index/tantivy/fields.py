@@ -22,8 +22,8 @@ from typing import Any
 
 import tantivy
 
-from epipe.index.document import MAX_TEXT_BYTES, Document, leaves
-from epipe.index.tantivy.compile import range_query
+from epipe.index.document import MAX_TEXT_BYTES, Document, indexed_annotations, leaves
+from epipe.index.tantivy.compile import FIELD, range_query
 from epipe.index.tantivy.document import ids
 from epipe.jsonvalue import depth
 
@@ -53,14 +53,9 @@ def differing(
         return {}
     wanted = {doc["id"] for doc in expected}
     # annotations with a key a query cannot name are left out of the comparison
-    odd = {
-        doc["id"]
-        for doc in expected
-        if depth(doc["xattrs"]) > JSON_DEPTH or not _plain(doc["xattrs"])
-    }
-    annotations = {
-        doc["id"]: [] if doc["id"] in odd else leaves(doc["xattrs"] or {}) for doc in expected
-    }
+    indexed = {doc["id"]: indexed_annotations(doc["xattrs"] or {}) for doc in expected}
+    odd = {i for i, held in indexed.items() if depth(held) > JSON_DEPTH or not _plain(held)}
+    annotations = {i: [] if i in odd else leaves(held) for i, held in indexed.items()}
     # the chunk's id range (verify's chunks are runs of ids): cheaper than a set of ids,
     # whatever else it holds is left out of the comparison below
     low, high = min(wanted), max(wanted)
@@ -94,10 +89,10 @@ def differing(
     paths = q.term_set_query(schema, "path", [doc["path"] for doc in expected])
     checks.append((paths, "path", wanted, set()))
     for query, field, holders, unsure in checks:
-        ignored = unsure | odd if field.startswith("xattrs") else unsure
+        ignored = unsure | odd if field.startswith(FIELD) else unsure
         matched = {i for _, i in matching(query, len(holders))}
         for inode_id in (matched ^ holders) - ignored:
-            found.setdefault(inode_id, field.split(".", 1)[0])
+            found.setdefault(inode_id, "xattrs" if field.startswith(FIELD) else field)
     return found
 
 
@@ -110,7 +105,7 @@ def _term_groups(
     for doc in expected:
         values = [(field, doc[field]) for field in _TERMS]  # type: ignore[literal-required]
         values += [("ancestors", ancestor) for ancestor in doc["ancestors"]]
-        values += [(f"xattrs.{k}", v) for k, v in annotations[doc["id"]] if _term(v)]
+        values += [(f"{FIELD}.{k}", v) for k, v in annotations[doc["id"]] if _term(v)]
         for field, value in values:
             if value is not None:
                 groups[(field, _kind(value), value)].add(doc["id"])
@@ -133,13 +128,13 @@ def _annotation_columns(
                 numbers[(key, "number", value)].add(inode_id)
     q = tantivy.Query
     checks = [
-        (q.exists_query(f"xattrs.{key}", json_subpaths=False), "xattrs", holders, unsure)
+        (q.exists_query(f"{FIELD}.{key}", json_subpaths=False), FIELD, holders, unsure)
         for key, (holders, unsure) in keys.items()
     ]
     for (key, _, value), holders in numbers.items():
         exact = range_query(index, tuple(key.split(".")), value)
         if exact is not None:
-            checks.append((exact, "xattrs", holders, set()))
+            checks.append((exact, FIELD, holders, set()))
     return checks
 
 

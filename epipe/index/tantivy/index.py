@@ -14,7 +14,7 @@ from epipe.index.engine import EngineError, Hit, Page
 from epipe.index.paging import order_of
 from epipe.index.tantivy.compile import compile_query
 from epipe.index.tantivy.document import stored, to_tantivy
-from epipe.index.tantivy.errors import map_exceptions
+from epipe.index.tantivy.errors import map_exceptions, refused_queries
 from epipe.index.tantivy.fields import differing
 from epipe.index.tantivy.keyset import page_entries
 from epipe.index.tantivy.schema import SORT_FIELDS
@@ -109,7 +109,7 @@ class TantivyIndex:
         """Hits in (sort key, id) order: ties are broken by id, so pages and cursors are
         deterministic (epipe.index.paging; tantivy orders by one key only: keyset.py)."""
         searcher = self._searcher()
-        with self._failing("search"):
+        with self._failing("search"), refused_queries(query):
             compiled = compile_query(query, self.schema, self._index, searcher)
             if compiled is None:
                 return Page([], 0)

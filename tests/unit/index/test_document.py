@@ -20,6 +20,7 @@ from epipe.index.document import (
     annotation_text,
     build,
     extension,
+    indexed_annotations,
     leaves,
     project_of,
     without_annotations,
@@ -127,13 +128,28 @@ def test_leaves_flatten_nested_objects_and_arrays() -> None:
 
 def test_elasticsearch_pairs_are_typed() -> None:
     assert attrs({"l": {"n": 3, "x": 2.5, "s": "front", "b": False, "z": None, "t": ["a", 1]}}) == [
-        {"key": "l.n", "num": 3},
-        {"key": "l.x", "num": 2.5},
-        {"key": "l.s", "str": "front"},
-        {"key": "l.b", "bool": False},
-        {"key": "l.t", "str": "a"},
-        {"key": "l.t", "num": 1},
+        {"key": "user.l.n", "num": 3},
+        {"key": "user.l.x", "num": 2.5},
+        {"key": "user.l.s", "str": "front"},
+        {"key": "user.l.b", "bool": False},
+        {"key": "user.l.t", "str": "a"},
+        {"key": "user.l.t", "num": 1},
     ]
+
+
+def test_annotations_are_indexed_by_namespace_so_no_user_name_reaches_a_system_one() -> None:
+    shown = {
+        "labels": 1,
+        "user.system.acl": "member",
+        "system": {"acl": "member"},
+        "user.user.x": 2,
+        "system.acl": "root",
+    }
+    assert indexed_annotations(shown) == {
+        "user": {"labels": 1, "system.acl": "member", "system": {"acl": "member"}, "user.x": 2},
+        "system": {"acl": "root"},
+    }
+    assert [pair["key"] for pair in attrs(shown) if pair.get("str") == "root"] == ["system.acl"]
 
 
 def test_ten_thousand_distinct_keys_leave_the_mapping_as_it_is() -> None:

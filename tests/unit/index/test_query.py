@@ -22,7 +22,13 @@ from epipe.search.query import Predicate, QueryError, SearchQuery, parse_predica
         ("labels.gone=null", Predicate(("labels", "gone"), "=", None)),
         ('labels."weird key:1".x>0', Predicate(("labels", "weird key:1", "x"), ">", 0)),
         ("user.labels.a=1", Predicate(("labels", "a"), "=", 1)),
-        ("system.acl=x", Predicate(("system.acl",), "=", "x")),
+        ("system.acl=x", Predicate(("acl",), "=", "x", "system")),
+        ("system.acl.read exists", Predicate(("acl", "read"), "exists", namespace="system")),
+        ("user.system.acl=x", Predicate(("system", "acl"), "=", "x")),
+        ('"system.acl"=x', Predicate(("system.acl",), "=", "x")),
+        ('"system".acl=x', Predicate(("system", "acl"), "=", "x")),
+        ("system exists", Predicate(("system",), "exists")),
+        ("user.user.x=1", Predicate(("user", "x"), "=", 1)),
         ("labels.code=007", Predicate(("labels", "code"), "=", "007")),
     ],
 )
@@ -42,6 +48,10 @@ def test_predicates_parse(text: str, predicate: Predicate) -> None:
         ('labels."open', "unterminated quoted key"),
         ("labels.a..b=1", "expected a key"),
         ('labels.a="unterminated', "bad quoted value"),
+        ('labels."\\u0000"=1', "key 2 is empty or holds a 0x00 or 0x01 byte"),
+        ('labels."a\\u0001"=1', "key 2 is empty or holds a 0x00 or 0x01 byte"),
+        ('""=1', "key 1 is empty"),
+        ("labels.n=" + "9" * 5_000, "number of 5000 digits is out of range"),
         ("labels.a=1 OR 1=1", None),  # not an error: the whole rest is one string value
     ],
 )
