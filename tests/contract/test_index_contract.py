@@ -393,10 +393,11 @@ def test_relevance_pages_are_exact_when_a_group_of_ties_has_a_gap_in_id_order(
 ) -> None:
     # 4,200 files named "same" tie on relevance; 800 holding "same" in an annotation only
     # score lower and sit in one block of ids after the first 1,024 of the others. The page
-    # past the first window (1,024 hits) reads the group in id order a chunk at a time
-    # (tantivy: `Ties`); its first chunk ends inside the gap, and widening the window (4,096
-    # hits) does not reach the group's end either, so the page is settled only by a second
-    # chunk that goes on where the first ended.
+    # past the first window (1,024 hits) reads the group in id order (tantivy: `Ties`, by the
+    # group's own query); were it read a chunk at a time (q of many words), its first chunk
+    # would end inside the gap, and widening the window (4,096 hits) would not reach the
+    # group's end either, so the page would be settled only by a second chunk that goes on
+    # where the first ended (the second case of the next test).
     gap = range(11_024, 11_824)
 
     def file(i: int) -> Document:
@@ -409,6 +410,46 @@ def test_relevance_pages_are_exact_when_a_group_of_ties_has_a_gap_in_id_order(
     index.commit()
     expected = [i for i in files if i not in gap] + list(gap)  # names score higher
     assert [i for page in pages(index, 70, text="same", sort="score") for i in page] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "same",  # tantivy: the group is one query, read by id
+        "same tie tie",  # two words, one counted twice: 3 + 2 * 3
+        "same tie group of equal scores",  # more words than such a query takes: read otherwise
+    ],
+)
+def test_a_tie_group_of_thousands_pages_in_id_order(index: SearchIndex, text: str) -> None:
+    # 5,000 files holding the words in a directory above, hence of one score, written
+    # shuffled over several commits (tantivy's own order of equal scores is then not the id
+    # order), after 500 scoring more (the words in their name) and before 500 scoring less
+    # (in their annotations). Pages of 700 walk the group in id order, from the first page's
+    # window on.
+    order = list(range(20_000, 26_000))
+    random.Random(5).shuffle(order)
+    words = "same-tie-group-of-equal-scores"
+
+    def file(i: int) -> Document:
+        if i % 12 == 0:  # below the group
+            return node(i, f"/Projects/ties/d{i}/x.jpg", [1, 2, 3], xattrs={"note": words})
+        if i % 12 == 1:  # above it
+            return node(i, f"/Projects/ties/d{i}/{words}.jpg", [1, 2, 3])
+        return node(i, f"/Projects/{words}/d{i}/x.jpg", [1, 2, 3])
+
+    for start in range(0, len(order), 1500):
+        index.upsert([file(i) for i in order[start : start + 1500]])
+        index.commit()
+    above = [i for i in sorted(order) if i % 12 == 1]
+    below = [i for i in sorted(order) if i % 12 == 0]
+    group = [i for i in sorted(order) if i % 12 > 1]
+    assert len(group) == 5000 and len(above) == len(below) == 500
+    walked = list(pages(index, 700, text=text, sort="score"))
+    assert [i for page in walked for i in page] == above + group + below
+    assert len(walked) == 9  # 6,000 hits: eight full pages and one of 400
+    whole = index.search(SearchQuery(text=text, sort="score", limit=1000, offset=600)).hits
+    assert [h.doc["id"] for h in whole] == group[100:1100]
+    assert len({h.score for h in whole}) == 1
 
 
 def test_a_generation_records_the_position_it_holds(store: IndexStore, index: SearchIndex) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import tantivy
 
 from epipe.index.paging import Order, beyond, in_order, strictly_past
+from epipe.index.tantivy.compile import score_group
 from epipe.index.tantivy.document import ids
 from epipe.index.tantivy.ties import Entry, Ties
 from epipe.search.query import SearchQuery
@@ -54,11 +55,13 @@ def page_entries(
             if ties is None or ties.key != end:
                 lowest = after[1] if after is not None and after[0] == end else None
                 share = in_window / max(_matches(result), window)  # of matches, at least
-                ties = Ties(schema, searcher, compiled, order, end, lowest, share)
+                group = score_group(query, schema, end) if order.by_score else None
+                ties = Ties(schema, searcher, compiled, order, end, lowest, share, group)
             sample = [e[1] for e in entries if e[0] == end]
-            # A small group at the window's end is found sooner by widening the window.
+            # A small group at the window's end is found sooner by widening the window, unless
+            # a query finds it (one pass over the group, never more than a wider window).
             large = in_window * 2 >= window or len(sample) >= need - len(above)
-            if not order.by_score or large or window > first:
+            if not order.by_score or ties.group is not None or large or window > first:
                 tied = ties.read(need - len(above), sample, len(result.hits) - in_window)
                 if tied is not None and len(above) + len(tied) == need:
                     entries = above + tied
