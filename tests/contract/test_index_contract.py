@@ -392,12 +392,12 @@ def test_relevance_pages_are_exact_when_a_group_of_ties_has_a_gap_in_id_order(
     index: SearchIndex,
 ) -> None:
     # 4,200 files named "same" tie on relevance; 800 holding "same" in an annotation only
-    # score lower and sit in one block of ids after the first 1,024 of the others. The page
-    # past the first window (1,024 hits) reads the group in id order (tantivy: `Ties`, by the
-    # group's own query); were it read a chunk at a time (q of many words), its first chunk
-    # would end inside the gap, and widening the window (4,096 hits) would not reach the
-    # group's end either, so the page would be settled only by a second chunk that goes on
-    # where the first ended (the second case of the next test).
+    # score lower and sit in one block of ids after the first 1,024 of the others. tantivy
+    # reads each score's group by its own query in id order (keyset.py); were the group read
+    # past a first window (1,024 hits) a chunk at a time (`Ties`, for q of many words), its
+    # first chunk would end inside the gap, and widening the window (4,096 hits) would not
+    # reach the group's end either, so the page would be settled only by a second chunk that
+    # goes on where the first ended (the last case of the next test).
     gap = range(11_024, 11_824)
 
     def file(i: int) -> Document:
@@ -415,7 +415,7 @@ def test_relevance_pages_are_exact_when_a_group_of_ties_has_a_gap_in_id_order(
 @pytest.mark.parametrize(
     "text",
     [
-        "same",  # tantivy: the group is one query, read by id
+        "same",  # tantivy: each score's group is one query, read by id
         "same tie tie",  # two words, one counted twice: 3 + 2 * 3
         "same tie group of equal scores",  # more words than such a query takes: read otherwise
     ],

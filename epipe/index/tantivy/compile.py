@@ -101,46 +101,45 @@ def _word(schema: tantivy.Schema, word: str) -> tantivy.Query:
     )
 
 
-# A score group of q is read as one search while q has at most this many distinct words
-# (up to 3**4 = 81 ways to split a score among them); beyond, ties.py reads it otherwise.
+# The score groups of q are queries while q has at most this many distinct words (up to
+# 3**4 = 81 ways to split a score among them); beyond, keyset.py reads scores otherwise.
 GROUP_WORDS = 4
 
 
-def score_group(query: SearchQuery, schema: tantivy.Schema, score: float) -> tantivy.Query | None:
-    """The documents whose score for `query`'s words is exactly `score`, as a query (the rest
-    of `query` not applied); None when `query` has more than GROUP_WORDS distinct words.
+def score_groups(
+    query: SearchQuery, schema: tantivy.Schema
+) -> list[tuple[float, tantivy.Query]] | None:
+    """Each score `query`'s words can give, highest first, with the documents scoring exactly
+    that as a query (the rest of `query` not applied); None when `query` has no words or
+    more than GROUP_WORDS distinct ones.
 
     A word scores the weight of the first place holding it (name, path, annotations), so
     "word w scores weight k" is "the place of k holds w and no better place does"; a score is
     a sum of these over the words, so its group is the union, over each way of giving every
-    word a weight that adds up to `score`, of the words' conditions together."""
+    word a weight that adds up to the score, of the words' conditions together."""
     q, occur = tantivy.Query, tantivy.Occur
     words = Counter(tokens(query.text or ""))  # a word repeated in q counts each time
     if not words or len(words) > GROUP_WORDS:
         return None
-    ways = [
-        places
-        for places in itertools.product(range(len(_WORD_FIELDS)), repeat=len(words))
-        if sum(_WORD_FIELDS[p][1] * n for p, n in zip(places, words.values(), strict=True)) == score
-    ]
-    conjunctions = [
-        q.boolean_query(
-            [
-                clause
-                for word, place in zip(words, places, strict=True)
-                for clause in [
-                    (occur.Must, _held(schema, word, place)),
-                    *((occur.MustNot, _held(schema, word, better)) for better in range(place)),
-                ]
+    ways: dict[float, list[tantivy.Query]] = {}
+    for places in itertools.product(range(len(_WORD_FIELDS)), repeat=len(words)):
+        score = sum(_WORD_FIELDS[p][1] * n for p, n in zip(places, words.values(), strict=True))
+        conditions = [
+            clause
+            for word, place in zip(words, places, strict=True)
+            for clause in [
+                (occur.Must, _held(schema, word, place)),
+                *((occur.MustNot, _held(schema, word, better)) for better in range(place)),
             ]
+        ]
+        ways.setdefault(score, []).append(q.boolean_query(conditions))
+    return [
+        (
+            score,
+            alike[0] if len(alike) == 1 else q.boolean_query([(occur.Should, c) for c in alike]),
         )
-        for places in ways
+        for score, alike in sorted(ways.items(), reverse=True)
     ]
-    if not conjunctions:  # no split of the words' weights adds up to `score`
-        return q.boolean_query([(occur.MustNot, q.all_query())])
-    if len(conjunctions) == 1:
-        return conjunctions[0]
-    return q.boolean_query([(occur.Should, c) for c in conjunctions])
 
 
 def _held(schema: tantivy.Schema, word: str, place: int) -> tantivy.Query:

@@ -1,8 +1,7 @@
 """Reading a group of equal sort keys apart, in id order (tantivy orders by one key only).
 
-A field's key can be searched for: one search ordered by id gives the group exactly. So can
-a score while `q` has few words (compile.score_group: a score is a sum of known weights).
-Otherwise two ways are taken:
+A field's key can be searched for: one search ordered by id gives the group exactly. A score
+cannot, so two ways are taken:
 - bounded: when the window holds `count` of them, the answer's ids are at most the
   `count`-th of those; one search by score among ids in (lowest, that id] holds all of the
   group there once it reaches a lower score (its limit grows until it does);
@@ -39,11 +38,9 @@ class Ties:
         key: Any,
         lowest: int | None,
         share: float,
-        group: tantivy.Query | None = None,
     ) -> None:
         self.schema, self.searcher, self.compiled = schema, searcher, compiled
         self.order, self.key, self.lowest = order, key, lowest
-        self.group = group  # the documents scoring `key`, when a query can say so
         self.share = share  # the group's share of all matches, as far as known
         self.found: list[Entry] = []
         self.chunk = 0
@@ -55,8 +52,6 @@ class Ties:
         least as many as the matches sorting before them."""
         if self.order.field is not None:
             return self._search([self._equal(self.order.field)], count)
-        if self.group is not None:
-            return self._search([self.group], count)
         if not self.found and len(sample) >= count:
             return self._bounded(count, sample[count - 1], above)
         if len(self.found) < count and not self.exhausted:

@@ -1,6 +1,6 @@
-"""A relevance score's group as a tantivy query (compile.score_group): for any documents and
-any words, the documents of the query the group finds are exactly those the search scores
-that score."""
+"""Relevance scores' groups as tantivy queries (compile.score_groups): for any documents and
+any words, each group finds exactly the matches the search scores its score, and every
+match is in a group."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from epipe.index.document import Document, build
 from epipe.index.tantivy import TantivyStore
-from epipe.index.tantivy.compile import GROUP_WORDS, compile_query, score_group
+from epipe.index.tantivy.compile import GROUP_WORDS, compile_query, score_groups
 from epipe.index.tantivy.document import ids
 from epipe.search.query import SearchQuery
 
@@ -59,16 +59,25 @@ def test_a_score_group_holds_exactly_the_matches_scoring_that_score(
             searcher = index._searcher()
             compiled = compile_query(query, index.schema, index._index, searcher)
             assert compiled is not None
-            scored: dict[float, set[int]] = {}
-            for hit in index.search(query).hits:
-                assert hit.score is not None
-                scored.setdefault(hit.score, set()).add(hit.doc["id"])
-            for score in {*scored, 0.5, 100.0}:  # and scores no document has
-                group = score_group(query, index.schema, score)
-                if len(set(words)) > GROUP_WORDS:
-                    assert group is None
-                    continue
-                assert group is not None
+            scored: dict[float, set[int]] = {}  # as tantivy scores the query
+            hits = searcher.search(compiled, 100, count=False).hits
+            for score, inode_id in zip(
+                (score for score, _ in hits), ids(searcher, [a for _, a in hits]), strict=True
+            ):
+                scored.setdefault(score, set()).add(inode_id)
+            # the search answers in (score, id) order, with the scores tantivy gives
+            assert [(h.score, h.doc["id"]) for h in index.search(query).hits] == sorted(
+                ((s, i) for s, found in scored.items() for i in found),
+                key=lambda hit: (-hit[0], hit[1]),
+            )
+            groups = score_groups(query, index.schema)
+            if len(set(words)) > GROUP_WORDS:
+                assert groups is None
+                return
+            assert groups is not None
+            assert [score for score, _ in groups] == sorted({s for s, _ in groups}, reverse=True)
+            assert set(scored) <= {score for score, _ in groups}
+            for score, group in groups:
                 both = tantivy.Query.boolean_query(
                     [(tantivy.Occur.Must, compiled), (tantivy.Occur.Must, group)]
                 )
