@@ -5,7 +5,8 @@ older than what the index holds is refused by Elasticsearch and ignored here, so
 concurrent consumers converge; deletes carry their LSN too, so a stale write within
 `index.gc_deletes` cannot resurrect a document. Generations are indices `epipe-files-<n>`
 behind the alias `epipe-files`, swapped atomically after a rebuild. Annotations become typed
-key/value pairs (`attrs`): the mapping never grows with user keys.
+key/value pairs (`attrs`): the mapping never grows with user keys. Free text scores by field
+boosts alone (boolean similarity), never BM25, whose statistics span every project.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, cast
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from epipe.db.migrate import schemas_dir
-from epipe.index import elasticsearch_meta
+from epipe.index import elasticsearch_meta, scoring
 from epipe.index.document import (
     FIELDS,
     MAX_TEXT_BYTES,
@@ -35,6 +36,14 @@ from epipe.search.query import Predicate, QueryError, SearchQuery
 ALIAS = "epipe-files"
 TEMPLATE = "epipe-files"
 SORT_FIELDS = {"name": "name.raw", "path": "path", "size": "size", "mtime": "mtime"}
+# Free text: every word in some field (cross_fields, operator and), scoring the boost of the
+# best field holding it (tie_breaker 0). The template gives these fields the boolean
+# similarity, which scores a term its boost and reads no statistics (epipe.index.scoring).
+TEXT_FIELDS = [
+    f"name^{scoring.NAME}",
+    f"path.text^{scoring.PATH}",
+    f"annotation_text^{scoring.ANNOTATIONS}",
+]
 
 
 @contextmanager
@@ -313,7 +322,8 @@ class ElasticsearchIndex:
                         "query": query.text,
                         "operator": "and",
                         "type": "cross_fields",
-                        "fields": ["name", "path.text", "annotation_text"],
+                        "tie_breaker": 0.0,
+                        "fields": TEXT_FIELDS,
                     }
                 }
             )

@@ -154,6 +154,74 @@ def test_free_text_matches_every_word_in_name_path_or_annotations(index: SearchI
     assert ids(index, text="nothing-like-this") == []
 
 
+def scores(index: SearchIndex, **query: Any) -> list[tuple[int, float | None]]:
+    page = index.search(SearchQuery(sort="score", **query))
+    return [(hit.doc["id"], hit.score) for hit in page.hits]
+
+
+def test_a_word_scores_by_the_best_place_it_is_found_name_path_then_annotations(
+    index: SearchIndex,
+) -> None:
+    index.upsert(
+        [
+            node(30, "/Projects/cars/img/zebra.jpg", [1, 2, 3, 4]),
+            node(31, "/Projects/cars/zebra", [1, 2, 3], "dir"),
+            node(32, "/Projects/cars/zebra/x.jpg", [1, 2, 3, 31]),
+            node(33, "/Projects/cars/img/y.jpg", [1, 2, 3, 4], xattrs={"animal": "zebra"}),
+            node(34, "/Projects/cars/zebra/zebra.jpg", [1, 2, 3, 31], xattrs={"zebra": 1}),
+        ]
+    )
+    index.commit()
+    # name 3 > a directory above 2 > annotations 1; a word counts once, at its best place
+    assert scores(index, text="zebra") == [(30, 3.0), (31, 3.0), (34, 3.0), (32, 2.0), (33, 1.0)]
+    # words add up: "cars" is a directory of each (2)
+    assert scores(index, text="zebra cars") == [
+        (30, 5.0),
+        (31, 5.0),
+        (34, 5.0),
+        (32, 4.0),
+        (33, 3.0),
+    ]
+
+
+def test_identical_documents_score_the_same_whatever_other_projects_hold(
+    index: SearchIndex,
+) -> None:
+    mine = [
+        node(40, "/Projects/cars/img/twin-1.jpg", [1, 2, 3, 4], xattrs={"note": "codename"}),
+        node(41, "/Projects/cars/img/twin-2.jpg", [1, 2, 3, 4], xattrs={"note": "qzxv"}),
+    ]
+    index.upsert(mine)
+    index.commit()
+    own = {"projects": frozenset({"cars"})}
+    queries: list[dict[str, Any]] = [
+        {"text": "codename"},
+        {"text": "qzxv"},
+        {"text": "twin jpg"},
+        {"text": "img", "limit": 3},
+    ]
+
+    def answers() -> list[list[tuple[int, float | None]]]:
+        return [scores(index, **own, **query) for query in queries]
+
+    before = answers()
+    assert before[0] == [(40, 1.0)] and before[1] == [(41, 1.0)]  # the same: it is found
+    # another project: the guessed word, many times, in names and annotations; and bulk
+    index.upsert(
+        [
+            node(100 + i, f"/Projects/bikes/codename-{i}.jpg", [1, 2, 8], xattrs={"codename": i})
+            for i in range(50)
+        ]
+        + [node(200 + i, f"/Projects/bikes/img-{i}.jpg", [1, 2, 8]) for i in range(200)]
+    )
+    index.commit()
+    assert answers() == before
+    index.delete(range(100, 400))
+    index.delete([9])
+    index.commit()
+    assert answers() == before
+
+
 def test_filters(index: SearchIndex) -> None:
     assert set(ids(index, under="/Projects/cars")) == {4, 5, 6, 7}
     assert ids(index, under="/Projects/none") == []
@@ -280,10 +348,11 @@ def test_cursors_stay_stable_while_files_change(index: SearchIndex) -> None:
 def test_pages_are_exact_when_equal_keys_reach_past_the_window(
     index: SearchIndex, sort: str, written: str
 ) -> None:
-    # 1,600 files matching "same" with few distinct scores, sizes, names and days, so that
-    # groups of equal keys are larger than a first window. Shuffled over several commits,
-    # tantivy's own order of ties is not the id order; in id order in one commit, a window
-    # holds the lowest ids only, so the last pages of a group find too few of it there.
+    # 1,600 files matching "same" (in the name or a directory: two scores) with few distinct
+    # sizes, names and days, so that groups of equal keys are larger than a first window.
+    # Shuffled over several commits, tantivy's own order of ties is not the id order; in id
+    # order in one commit, a window holds the lowest ids only, so the last pages of a group
+    # find too few of it there.
     order = list(range(10_000, 11_600))
     batches = [order]
     if written == "shuffled":
@@ -294,7 +363,7 @@ def test_pages_are_exact_when_equal_keys_reach_past_the_window(
             [
                 node(
                     i,
-                    f"/Projects/ties/d{i}/{'other-same' if i % 4 == 0 else 'same'}.jpg",
+                    f"/Projects/ties/d{i}/same.jpg" if i % 4 else f"/Projects/same/d{i}/o.jpg",
                     [1, 2, 3],
                     size=i % 2,
                     days=i % 3,
@@ -322,22 +391,65 @@ def test_pages_are_exact_when_equal_keys_reach_past_the_window(
 def test_relevance_pages_are_exact_when_a_group_of_ties_has_a_gap_in_id_order(
     index: SearchIndex,
 ) -> None:
-    # 4,200 files named "same" tie on relevance; 800 with a long name score lower and sit in
-    # one block of ids after the first 1,024 of the others. The page past the first window
-    # (1,024 hits) reads the group in id order a chunk at a time (tantivy: `Ties`); its first
-    # chunk ends inside the gap, and widening the window (4,096 hits) does not reach the
-    # group's end either, so the page is settled only by a second chunk that goes on where
-    # the first ended.
+    # 4,200 files named "same" tie on relevance; 800 holding "same" in an annotation only
+    # score lower and sit in one block of ids after the first 1,024 of the others. tantivy
+    # reads each score's group by its own query in id order (keyset.py); were the group read
+    # past a first window (1,024 hits) a chunk at a time (`Ties`, for q of many words), its
+    # first chunk would end inside the gap, and widening the window (4,096 hits) would not
+    # reach the group's end either, so the page would be settled only by a second chunk that
+    # goes on where the first ended (the last case of the next test).
     gap = range(11_024, 11_824)
 
-    def name(i: int) -> str:
-        return "same-with-a-name-much-longer-than-the-others" if i in gap else "same"
+    def file(i: int) -> Document:
+        if i in gap:
+            return node(i, f"/Projects/ties/d{i}/other.jpg", [1, 2, 3], xattrs={"n": "same"})
+        return node(i, f"/Projects/ties/d{i}/same.jpg", [1, 2, 3])
 
     files = range(10_000, 15_000)
-    index.upsert([node(i, f"/Projects/ties/d{i}/{name(i)}.jpg", [1, 2, 3]) for i in files])
+    index.upsert([file(i) for i in files])
     index.commit()
-    expected = [i for i in files if i not in gap] + list(gap)  # shorter names score higher
+    expected = [i for i in files if i not in gap] + list(gap)  # names score higher
     assert [i for page in pages(index, 70, text="same", sort="score") for i in page] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "same",  # tantivy: each score's group is one query, read by id
+        "same tie tie",  # two words, one counted twice: 3 + 2 * 3
+        "same tie group of equal scores",  # more words than such a query takes: read otherwise
+    ],
+)
+def test_a_tie_group_of_thousands_pages_in_id_order(index: SearchIndex, text: str) -> None:
+    # 5,000 files holding the words in a directory above, hence of one score, written
+    # shuffled over several commits (tantivy's own order of equal scores is then not the id
+    # order), after 500 scoring more (the words in their name) and before 500 scoring less
+    # (in their annotations). Pages of 700 walk the group in id order, from the first page's
+    # window on.
+    order = list(range(20_000, 26_000))
+    random.Random(5).shuffle(order)
+    words = "same-tie-group-of-equal-scores"
+
+    def file(i: int) -> Document:
+        if i % 12 == 0:  # below the group
+            return node(i, f"/Projects/ties/d{i}/x.jpg", [1, 2, 3], xattrs={"note": words})
+        if i % 12 == 1:  # above it
+            return node(i, f"/Projects/ties/d{i}/{words}.jpg", [1, 2, 3])
+        return node(i, f"/Projects/{words}/d{i}/x.jpg", [1, 2, 3])
+
+    for start in range(0, len(order), 1500):
+        index.upsert([file(i) for i in order[start : start + 1500]])
+        index.commit()
+    above = [i for i in sorted(order) if i % 12 == 1]
+    below = [i for i in sorted(order) if i % 12 == 0]
+    group = [i for i in sorted(order) if i % 12 > 1]
+    assert len(group) == 5000 and len(above) == len(below) == 500
+    walked = list(pages(index, 700, text=text, sort="score"))
+    assert [i for page in walked for i in page] == above + group + below
+    assert len(walked) == 9  # 6,000 hits: eight full pages and one of 400
+    whole = index.search(SearchQuery(text=text, sort="score", limit=1000, offset=600)).hits
+    assert [h.doc["id"] for h in whole] == group[100:1100]
+    assert len({h.score for h in whole}) == 1
 
 
 def test_a_generation_records_the_position_it_holds(store: IndexStore, index: SearchIndex) -> None:

@@ -1,17 +1,22 @@
 """SearchQuery -> tantivy query.
 
-Only the words are scored; every other clause is a filter adding 0 (as Elasticsearch's
-filter context). Nothing the user types reaches tantivy's query parser but the number of a
-range, formatted here, under a key whose every special character is escaped.
+Only the words are scored, each by the best place a document holds it (epipe.index.scoring):
+the largest of constant scores, never tantivy's BM25, whose statistics span every project.
+Every other clause is a filter adding 0 (as Elasticsearch's filter context). Nothing the
+user types reaches tantivy's query parser but the number of a range, formatted here, under a
+key whose every special character is escaped.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
 import tantivy
 
+from epipe.index import scoring
 from epipe.index.tantivy.schema import tokens
 from epipe.search.query import Predicate, QueryError, SearchQuery
 
@@ -31,7 +36,7 @@ def compile_query(
         words = tokens(query.text)
         if not words:
             raise QueryError("q", "has no searchable words")
-        scored.extend(q.term_query(schema, "text", word) for word in words)
+        scored.extend(_word(schema, word) for word in words)
     if query.under not in (None, "/"):
         directory = searcher.search(q.term_query(schema, "path", query.under), 1, count=False)
         if not directory.hits:
@@ -74,6 +79,72 @@ def compile_query(
     if not clauses:
         return q.all_query()
     return q.boolean_query([(occur.Must, clause) for clause in clauses])
+
+
+_WORD_FIELDS = (
+    ("name_words", scoring.NAME),
+    ("path_words", scoring.PATH),
+    ("annotation_words", scoring.ANNOTATIONS),
+)
+
+
+def _word(schema: tantivy.Schema, word: str) -> tantivy.Query:
+    """Documents holding `word` in their name, path or annotations, scoring the weight of
+    the best of these (a constant: no statistics of the index enter)."""
+    q = tantivy.Query
+    return q.disjunction_max_query(
+        [
+            q.const_score_query(q.term_query(schema, field, word, index_option="basic"), weight)
+            for field, weight in _WORD_FIELDS
+        ],
+        tie_breaker=0.0,
+    )
+
+
+# The score groups of q are queries while q has at most this many distinct words (up to
+# 3**4 = 81 ways to split a score among them); beyond, keyset.py reads scores otherwise.
+GROUP_WORDS = 4
+
+
+def score_groups(
+    query: SearchQuery, schema: tantivy.Schema
+) -> list[tuple[float, tantivy.Query]] | None:
+    """Each score `query`'s words can give, highest first, with the documents scoring exactly
+    that as a query (the rest of `query` not applied); None when `query` has no words or
+    more than GROUP_WORDS distinct ones.
+
+    A word scores the weight of the first place holding it (name, path, annotations), so
+    "word w scores weight k" is "the place of k holds w and no better place does"; a score is
+    a sum of these over the words, so its group is the union, over each way of giving every
+    word a weight that adds up to the score, of the words' conditions together."""
+    q, occur = tantivy.Query, tantivy.Occur
+    words = Counter(tokens(query.text or ""))  # a word repeated in q counts each time
+    if not words or len(words) > GROUP_WORDS:
+        return None
+    ways: dict[float, list[tantivy.Query]] = {}
+    for places in itertools.product(range(len(_WORD_FIELDS)), repeat=len(words)):
+        score = sum(_WORD_FIELDS[p][1] * n for p, n in zip(places, words.values(), strict=True))
+        conditions = [
+            clause
+            for word, place in zip(words, places, strict=True)
+            for clause in [
+                (occur.Must, _held(schema, word, place)),
+                *((occur.MustNot, _held(schema, word, better)) for better in range(place)),
+            ]
+        ]
+        ways.setdefault(score, []).append(q.boolean_query(conditions))
+    return [
+        (
+            score,
+            alike[0] if len(alike) == 1 else q.boolean_query([(occur.Should, c) for c in alike]),
+        )
+        for score, alike in sorted(ways.items(), reverse=True)
+    ]
+
+
+def _held(schema: tantivy.Schema, word: str, place: int) -> tantivy.Query:
+    """Documents holding `word` in the `place`-th of the word fields (best first)."""
+    return tantivy.Query.term_query(schema, _WORD_FIELDS[place][0], word, index_option="basic")
 
 
 def _predicate(predicate: Predicate, schema: tantivy.Schema, index: tantivy.Index) -> tantivy.Query:

@@ -34,8 +34,11 @@ def to_tantivy(doc: Document) -> tantivy.Document:
     if doc["xattrs"]:  # no string can be too long to index in a short document
         xattrs = indexed_annotations(doc["xattrs"])
         out.add_json("annotations", xattrs if len(source) <= MAX_TEXT_BYTES else _indexable(xattrs))
-    words = annotation_text(doc["xattrs"]) if doc["xattrs"] else ""
-    out.add_text("text", f"{doc['name']} {doc['path']} {words}")
+    # free text: each place a word can be found scores its own weight (epipe.index.scoring)
+    out.add_text("name_words", doc["name"])
+    out.add_text("path_words", doc["path"].rpartition("/")[0])
+    if doc["xattrs"]:
+        out.add_text("annotation_words", annotation_text(doc["xattrs"]))
     out.add_unsigned("version", doc["version"])
     out.add_bytes("source", source)
     return out

@@ -22,8 +22,8 @@ SORT_FIELDS = {"name": "name_sort", "path": "path", "size": "size", "mtime": "mt
 
 
 def tokens(text: str) -> list[str]:
-    """The terms tantivy's default tokenizer makes of `text` (free text never goes through
-    the query parser)."""
+    """The terms tantivy's default tokenizer makes of `text`, as the free-text fields hold
+    them (free text never goes through the query parser)."""
     with map_exceptions("split the query's text into words"):
         return list(_ANALYZER.analyze(text))
 
@@ -46,7 +46,13 @@ def _add(builder: tantivy.SchemaBuilder, field: dict[str, Any]) -> None:
     elif kind == "date":
         builder.add_date_field(name, stored=stored, indexed=indexed, fast=fast)
     elif kind == "text":
-        builder.add_text_field(name, stored=stored, fast=fast, tokenizer_name=field["tokenizer"])
+        builder.add_text_field(
+            name,
+            stored=stored,
+            fast=fast,
+            tokenizer_name=field["tokenizer"],
+            index_option=field.get("index_option", "position"),
+        )
     elif kind == "json":
         tokenizer, expand = field["tokenizer"], field.get("expand_dots", False)
         builder.add_json_field(

@@ -1,7 +1,8 @@
 """Reading a group of equal sort keys apart, in id order (tantivy orders by one key only).
 
 A field's key can be searched for: one search ordered by id gives the group exactly. A score
-cannot, so two ways are taken:
+cannot once `q` has more words than compile.GROUP_WORDS (below that, keyset.py reads each
+score's group by a query), so two ways are taken:
 - bounded: when the window holds `count` of them, the answer's ids are at most the
   `count`-th of those; one search by score among ids in (lowest, that id] holds all of the
   group there once it reaches a lower score (its limit grows until it does);
