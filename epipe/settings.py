@@ -47,6 +47,25 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(
         default=1.0, gt=0, le=60, description="seconds between heartbeats when idle"
     )
+    api_max_waits: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="read-your-writes waits (`after` + `wait_ms`) one API process holds at once; "
+        "more answer 429",
+    )
+    api_max_waits_per_caller: int = Field(
+        default=10, ge=1, le=100_000, description="of those, how many one user may hold"
+    )
+    api_max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, le=1 << 30, description="largest request body the API reads"
+    )
+    api_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's line and headers",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg_pool import ConnectionPool
 
 from epipe.db.server import database_dsn
 from epipe.settings import Settings, load_settings
 from epipe.wiring import open_index_store
 from search_api import problems
+from search_api.middleware import BodyLimit, Measure
 from search_api.routes import files, ops, search
 from search_api.services import Services
+from search_api.waits import PositionFeed
 
 DESCRIPTION = """Search the files of your projects by free text, place, metadata and JSON
 annotations; read and write annotations; follow the pipeline.
@@ -37,6 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dsn, min_size=1, max_size=16, open=True, kwargs={"autocommit": True}, name="epipe-api"
         )
         services = Services(settings, pool, open_index_store(settings).reader())
+        waits = PositionFeed(
+            services.positions,
+            max_waits=settings.api_max_waits,
+            max_waits_per_caller=settings.api_max_waits_per_caller,
+        )
+        services.waits = waits
         registry = CollectorRegistry()
         registry.register(ops.PipelineCollector(services))
         services.registry = registry
@@ -51,30 +59,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
         )
+        waiting = Gauge("epipe_api_waits", "read-your-writes waits in progress", registry=registry)
+        waiting.set_function(lambda: waits.waiting)
         try:
             yield
         finally:
+            await waits.close()
             pool.close()
 
+    # No trailing-slash redirects: Starlette builds them from the Host header.
     app = FastAPI(
-        title="epipe", version=version("epipe"), description=DESCRIPTION, lifespan=lifespan
+        title="epipe",
+        version=version("epipe"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
     )
     problems.install(app)
     app.include_router(search.router)
     app.include_router(files.router)
     app.include_router(ops.router)
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        if hasattr(request.app.state, "requests"):
-            request.app.state.requests.labels(name, str(response.status_code)).inc()
-            request.app.state.latency.labels(name).observe(time.perf_counter() - started)
-        return response
+    def metrics() -> tuple[Any, Any] | None:
+        state = app.state
+        return (state.requests, state.latency) if hasattr(state, "requests") else None
+
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(Measure, metrics=metrics)  # outermost: sees BodyLimit's answers too
 
     return app

@@ -4,6 +4,7 @@ stack trace. A file outside the caller's projects is answered exactly as a missi
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,9 @@ TITLES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Content Too Large",
+    429: "Too Many Requests",
+    499: "Client Closed Request",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -45,6 +49,8 @@ WHY = {
     403: "your role in the file's project does not allow this",
     404: "no such file or attribute (or one outside your projects)",
     409: "`after` was not applied within `wait_ms`, or the file exists already",
+    413: "the request body is larger than the server takes (EPIPE_API_MAX_BODY_BYTES)",
+    429: "too many read-your-writes waits at once, yours or in total; retry after Retry-After",
     503: "the metadata database or the search index is unavailable",
 }
 
@@ -62,14 +68,19 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class Problem(Exception):
-    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
         self.status = status
         self.detail = detail
+        self.headers = dict(headers or {})
         self.extra = extra
         super().__init__(detail)
 
 
-def response(status: int, detail: str, **extra: Any) -> JSONResponse:
+def response(
+    status: int, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": "about:blank",
         "title": TITLES.get(status, "Error"),
@@ -77,7 +88,7 @@ def response(status: int, detail: str, **extra: Any) -> JSONResponse:
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -100,7 +111,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> JSONResponse:
-        return response(exc.status, exc.detail, **exc.extra)
+        return response(exc.status, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

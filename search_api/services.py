@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Header, Request
@@ -15,12 +14,10 @@ from psycopg_pool import ConnectionPool
 
 from epipe.accounts import Caller, caller_of
 from epipe.index.engine import SearchIndex
-from epipe.lsn import lsn_to_str
-from epipe.pipeline.status import lags
+from epipe.pipeline.store import ConsumerPosition, PipelineStore
 from epipe.settings import Settings
 from search_api.problems import Problem
-
-MAX_WAIT_MS = 30_000
+from search_api.waits import PositionFeed
 
 
 @dataclass
@@ -29,31 +26,17 @@ class Services:
     pool: ConnectionPool
     index: SearchIndex  # follows rebuilds: IndexStore.reader()
     registry: CollectorRegistry | None = None
+    waits: PositionFeed | None = None  # read-your-writes: set by the app's lifespan
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         with self.pool.connection() as conn:
             yield conn
 
-    def wait_applied(self, token: int, wait_ms: int) -> None:
-        """Return once every consumer serving search has applied `token`; else 409 with the
-        lag of those behind."""
-        deadline = time.monotonic() + min(wait_ms, MAX_WAIT_MS) / 1000
-        while True:
-            with self.connection() as conn:
-                serving = lags(conn, token, serving_search=True)
-            behind = [lag for lag in serving if lag.lag_bytes]
-            if serving and not behind:
-                return
-            if not serving or time.monotonic() >= deadline:  # no consumer: nothing to wait for
-                detail = (
-                    "no index consumer is running"
-                    if not serving
-                    else f"the index has not applied {lsn_to_str(token)} yet"
-                )
-                lag: list[dict[str, Any]] = [lag.as_json() for lag in behind]
-                raise Problem(409, detail, token=lsn_to_str(token), lag=lag)
-            time.sleep(0.005)
+    def positions(self) -> list[ConsumerPosition]:
+        """The applied positions of the consumers serving search (blocking)."""
+        with self.connection() as conn:
+            return PipelineStore.on(conn).positions(serving_search=True)
 
 
 def services(request: Request) -> Services:

@@ -286,9 +286,8 @@ def _catch_up(ctx: Context, timeout: float) -> None:
 @pass_context
 def serve(ctx: Context, host: str, port: int) -> None:
     """The REST API (OpenAPI at /docs)."""
-    import uvicorn
-
     from search_api import create_app
+    from search_api.server import serve as serve_app
 
     ctx.connection()  # the schema is current
-    uvicorn.run(create_app(ctx.settings), host=host, port=port, log_level="warning")
+    serve_app(create_app(ctx.settings), host, port, ctx.settings.api_header_timeout)

@@ -17,6 +17,7 @@ from epipe.fs.xattrs import parse_value
 from epipe.index.document import project_of
 from search_api.models import FileEntry, ListResponse, TokenResponse, XattrsResponse
 from search_api.problems import Problem, responses
+from search_api.scope import require_within_projects
 from search_api.services import CallerDep, ServicesDep
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -39,9 +40,12 @@ AppHeader = Annotated[
 
 
 @contextmanager
-def namespace(services: Any, caller: Any, app: str | None) -> Iterator[Namespace]:
-    """The namespace as the caller. A refusal inside a project the caller belongs to is 403;
-    anywhere else it stays EACCES, which answers 404 like a missing file."""
+def namespace(services: Any, caller: Any, app: str | None, path: str) -> Iterator[Namespace]:
+    """The namespace as the caller, for an operation on `path`. A path outside the caller's
+    projects is EACCES at once, before the database is asked anything (so it costs what a
+    missing one costs); a refusal inside a project the caller belongs to is 403; anywhere
+    else EACCES answers 404 like a missing file."""
+    require_within_projects(path, caller)
     with services.connection() as conn:
         try:
             yield Namespace(conn, Actor(caller.user, app))
@@ -66,7 +70,7 @@ def get_xattrs(
     name: Annotated[str | None, Query(max_length=300)] = None,
     app: AppHeader = None,
 ) -> XattrsResponse:
-    with namespace(services, caller, app) as ns:
+    with namespace(services, caller, app, path) as ns:
         return XattrsResponse(path=path, xattrs=ns.getxattr(path, name))
 
 
@@ -110,7 +114,7 @@ def put_xattr(
 ) -> TokenResponse:
     """Set xattr NAME of PATH to the JSON body: any JSON value, at most 64 KiB, nested at most
     64 levels, integers within 64 bits, other numbers within a double's range."""
-    with namespace(services, caller, app) as ns:
+    with namespace(services, caller, app, path) as ns:
         return TokenResponse(token=ns.setxattr(path, name, parse_value(text, path=path)).token)
 
 
@@ -124,7 +128,7 @@ def delete_xattr(
     services: ServicesDep,
     app: AppHeader = None,
 ) -> TokenResponse:
-    with namespace(services, caller, app) as ns:
+    with namespace(services, caller, app, path) as ns:
         return TokenResponse(token=ns.rmxattr(path, name).token)
 
 
@@ -137,7 +141,7 @@ def delete_xattr(
 def stat(
     path: PathParam, caller: CallerDep, services: ServicesDep, app: AppHeader = None
 ) -> FileEntry:
-    with namespace(services, caller, app) as ns:
+    with namespace(services, caller, app, path) as ns:
         parts = split_path(path)
         return _entry(ns.stat(path), join_path(parts))
 
@@ -154,7 +158,7 @@ def list_dir(
     app: AppHeader = None,
 ) -> ListResponse:
     """In name order, `limit` at a time; a file lists as itself."""
-    with namespace(services, caller, app) as ns:
+    with namespace(services, caller, app, path) as ns:
         base = join_path(split_path(path))
         target = ns.stat(path)
         entries = ns.ls(path, after=cursor, limit=limit)

@@ -6,19 +6,23 @@ import dataclasses
 import hashlib
 import time
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
+from epipe.accounts import Caller
 from epipe.fs.paths import normalise
-from epipe.index.engine import Hit
+from epipe.index.engine import Hit, Page
 from epipe.lsn import lsn_from_str
 from epipe.search.query import SearchQuery, parse_predicate
+from search_api import scope
 from search_api.cursors import CursorSigner, signer
 from search_api.models import SearchHit, SearchParams, SearchRequest, SearchResponse
 from search_api.problems import Problem, responses
-from search_api.services import CallerDep, ServicesDep
+from search_api.services import CallerDep, Services, ServicesDep
+from search_api.waits import MAX_WAIT_MS, unless_gone
 
 router = APIRouter(prefix="/v1", tags=["search"])
 After = Annotated[
@@ -30,7 +34,10 @@ After = Annotated[
         max_length=32,
     ),
 ]
-WaitMs = Annotated[int, Query(ge=0, le=30_000, description="how long to wait for `after`")]
+WaitMs = Annotated[
+    int,
+    Query(ge=0, le=MAX_WAIT_MS, description="how long to wait for `after`, in milliseconds"),
+]
 Signer = Annotated[CursorSigner, Depends(signer)]
 EXAMPLE = {
     "q": "rain",
@@ -42,21 +49,22 @@ EXAMPLE = {
 }
 
 
-STATUSES = responses(400, 401, 409, 503)
+STATUSES = responses(400, 401, 409, 413, 429, 503)
 
 
 @router.get("/search", response_model=SearchResponse, summary="Search files", responses=STATUSES)
-def search_get(
+async def search_get(
     request: Annotated[SearchParams, Query()],
     caller: CallerDep,
     services: ServicesDep,
     cursors: Signer,
+    http: Request,
     after: After = None,
     wait_ms: WaitMs = 0,
 ) -> SearchResponse:
     """Free text, place, metadata and annotation predicates over the files of the caller's
     projects; `xattr` repeats (`?xattr=labels.objects.bicycle>3&xattr=labels.camera=front`)."""
-    return run(request, caller, services, cursors, after, wait_ms)
+    return await run(request, caller, services, cursors, http, after, wait_ms)
 
 
 @router.post(
@@ -65,7 +73,7 @@ def search_get(
     summary="Search files (JSON body)",
     responses=STATUSES,
 )
-def search_post(
+async def search_post(
     request: Annotated[
         SearchRequest,
         Body(
@@ -77,18 +85,20 @@ def search_post(
     caller: CallerDep,
     services: ServicesDep,
     cursors: Signer,
+    http: Request,
     after: After = None,
     wait_ms: WaitMs = 0,
 ) -> SearchResponse:
     """The search of GET /v1/search, with the query as a JSON body."""
-    return run(request, caller, services, cursors, after, wait_ms)
+    return await run(request, caller, services, cursors, http, after, wait_ms)
 
 
-def run(
+async def run(
     request: SearchRequest,
-    caller: Any,
-    services: Any,
+    caller: Caller,
+    services: Services,
     cursors: CursorSigner,
+    http: Request,
     after: str | None,
     wait_ms: int,
 ) -> SearchResponse:
@@ -98,11 +108,12 @@ def run(
             token = lsn_from_str(after)
         except ValueError:
             raise Problem(400, f"after: not a token: {after!r}") from None
-        services.wait_applied(token, wait_ms)
     fingerprint = _fingerprint(request)
+    under = normalise(request.under) if request.under else None
+    searched = scope.search_under(under, caller)
     query = SearchQuery(
         text=request.q,
-        under=normalise(request.under) if request.under else None,
+        under=None if searched is scope.OUTSIDE else searched,
         type=request.type,
         ext=request.ext,
         owner=request.owner,
@@ -118,7 +129,13 @@ def run(
     if request.cursor:
         last = cursors.decode(request.cursor, fingerprint, query.effective_sort)
         query = dataclasses.replace(query, after=last)
-    page = services.index.search(query)
+    if after is not None:
+        assert services.waits is not None
+        await unless_gone(http, services.waits.wait_applied(caller.user_id, token, wait_ms))
+    if searched is scope.OUTSIDE:  # answered as a missing directory, without looking it up
+        page = Page([], 0)
+    else:
+        page = await run_in_threadpool(services.index.search, query)
     more = len(page.hits) == request.limit
     return SearchResponse(
         hits=[_hit(hit) for hit in page.hits],
