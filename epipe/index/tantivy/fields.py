@@ -69,9 +69,9 @@ def differing(
     ) -> list[tuple[Any, int]]:
         """(sort key, id) of the documents of the chunk that `query` finds; up to one more
         than the `expect`ed, enough to tell that there are more."""
-        result = searcher.search(
-            _both(query, within), expect + others + 1, count=False, order_by_field=order_by
-        )
+        # the odd documents (left out of the comparison) may be found too
+        limit = expect + others + len(odd) + 1
+        result = searcher.search(_both(query, within), limit, count=False, order_by_field=order_by)
         found = ids(searcher, [address for _, address in result.hits])
         return [(key, i) for (key, _), i in zip(result.hits, found, strict=True) if i in wanted]
 
@@ -151,19 +151,23 @@ def _term(value: Any) -> bool:
 def _plain(xattrs: Any) -> bool:
     """Whether every key and number in the annotations is one a query finds as the document
     holds it: no empty key part (`{"": {"a": 1}}` is not the path `a`), no backslash (an
-    escape to tantivy), none of the bytes tantivy separates and ends JSON paths with; no
-    -0.0 (the term 0, outside the range [0, 0]) and no float from 2^53 up (tantivy keeps
-    an integral float as an integer only within 64 bits)."""
-    stack = [xattrs]
+    escape to tantivy), none of the bytes tantivy separates and ends JSON paths with, no
+    path longer than MAX_TEXT_BYTES (tantivy leaves out a term past 65,530 bytes); no -0.0
+    (the term 0, outside the range [0, 0]) and no float from 2^53 up (tantivy keeps an
+    integral float as an integer only within 64 bits)."""
+    stack: list[tuple[Any, int]] = [(xattrs, 0)]
     while stack:
-        item = stack.pop()
+        item, path_bytes = stack.pop()
         if isinstance(item, dict):
             for key, value in item.items():
                 if not all(key.split(".")) or any(c in key for c in "\\\x00\x01"):
                     return False
-                stack.append(value)
+                below = path_bytes + len(key.encode()) + 1
+                if below > MAX_TEXT_BYTES:
+                    return False
+                stack.append((value, below))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((value, path_bytes) for value in item)
         elif isinstance(item, float) and (
             abs(item) >= 2**53 or (item == 0 and math.copysign(1.0, item) < 0)
         ):

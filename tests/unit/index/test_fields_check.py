@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from epipe import jsonvalue
@@ -56,6 +56,10 @@ def document(inode_id: int, xattrs: dict[str, Any]) -> Document:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.dictionaries(keys, annotation_values, max_size=3), min_size=1, max_size=4))
+# left-out documents holding the same term as a checked one; keys past tantivy's term length
+@example([{"": None, "0": False}, {"": None, "0": False}, {"0": False}])
+@example([{"k" * 70_000: 1}])
+@example([{"a": {"b" * 9_000: 1}}])
 def test_an_index_written_from_its_documents_has_no_differing_fields(
     xattrs: list[dict[str, Any]],
 ) -> None:
@@ -74,6 +78,26 @@ def test_an_index_written_from_its_documents_has_no_differing_fields(
 @given(st.lists(st.tuples(xattr_names, json_texts), min_size=1, max_size=3))
 def test_so_does_an_index_of_any_value_a_client_may_store(values: list[tuple[str, str]]) -> None:
     xattrs = {name: jsonvalue.load(text) for name, text in values}
+    # text with lone surrogates cannot reach the database (not UTF-8; jsonb refuses \\ud800)
+    assume(_utf8(xattrs))
     test_an_index_written_from_its_documents_has_no_differing_fields.hypothesis.inner_test(  # type: ignore[attr-defined]
         [xattrs]
     )
+
+
+def _utf8(value: Any) -> bool:
+    """No key or string of `value` holds a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return False
+    return True
