@@ -31,7 +31,7 @@ test: install ## run the whole test suite
 	$(BIN)/pytest -n 2 --dist loadgroup -m "not soak" --basetemp="$$base"; status=$$?; rm -rf "$$base"; exit $$status
 
 soak: install ## the convergence property tests with 2,000 histories (long)
-	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py tests/integration/test_convergence_settled.py -s
+	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py -s --basetemp="$$(mktemp -d /tmp/epipe-test-XXXXXX)"
 
 lint: install ## ruff (format check + lint) and mypy
 	$(BIN)/ruff format --check epipe search_api tests
