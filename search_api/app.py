@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg_pool import ConnectionPool
 
-from epipe.db.server import database_dsn
+from epipe.db.server import database_dsn, utc_session
 from epipe.settings import Settings, load_settings
 from epipe.wiring import open_index_store
 from search_api import problems
@@ -36,7 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dsn = database_dsn(settings)
         pool = ConnectionPool(
-            dsn, min_size=1, max_size=16, open=True, kwargs={"autocommit": True}, name="epipe-api"
+            dsn,
+            min_size=1,
+            max_size=16,
+            open=True,
+            kwargs={"autocommit": True},
+            configure=utc_session,  # as epipe.db.server.connect: times leave in UTC
+            name="epipe-api",
         )
         services = Services(settings, pool, open_index_store(settings).reader())
         waits = PositionFeed(

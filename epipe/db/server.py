@@ -30,13 +30,18 @@ def connect(dsn: str, *, autocommit: bool = True, **kwargs: object) -> psycopg.C
         reason = str(exc).strip().splitlines()[-1]
         raise DatabaseError(f"cannot connect to the metadata database: {reason}") from None
     try:
-        conn.execute("SET TimeZone TO 'UTC'")
+        utc_session(conn)
         if not autocommit:
             conn.commit()  # a session setting: it outlives this transaction
     except psycopg.Error as exc:
         conn.close()
         raise DatabaseError(f"cannot set the session time zone to UTC: {exc}") from None
     return conn
+
+
+def utc_session(conn: psycopg.Connection) -> None:
+    """Pin the session's time zone to UTC (PGTZ in the environment may say otherwise)."""
+    conn.execute("SET TimeZone TO 'UTC'")
 
 
 def check_server(dsn: str) -> list[str]:

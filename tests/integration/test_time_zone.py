@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from epipe.db.server import connect
 from tests.integration.helpers import wait_until
 from tests.integration.pipeline_helpers import PipelineProcess, epipe_command, new_slot, streaming
@@ -69,3 +71,19 @@ def test_pgtz_in_the_pipelines_environment_makes_no_false_staleness(
     rows = [event["inode"] for event in streamed if "inode" in event and "snapshot" not in event]
     assert {row["name"] for row in rows} >= {"d", "e", "f"}
     assert [row["mtime"] for row in rows if not row["mtime"].endswith("+00:00")] == []
+
+
+def test_the_apis_connections_use_utc_whatever_pgtz_says(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from epipe.settings import Settings
+    from search_api import create_app
+    from search_api.services import Services
+
+    monkeypatch.setenv("PGTZ", ELSEWHERE["PGTZ"])  # libpq reads it at every connect
+    with TestClient(create_app(Settings(dsn=dsn, home=tmp_path))) as client:  # type: ignore[arg-type]
+        services: Services = client.app.state.services  # type: ignore[attr-defined]
+        with services.connection() as conn:
+            assert conn.execute("SHOW TimeZone").fetchone() == ("UTC",)
