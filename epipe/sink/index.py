@@ -26,6 +26,7 @@ generation swapped out from under it would take its writes out of search for goo
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,8 @@ from epipe.sink import Progress, Rejection
 
 log = logging.getLogger(__name__)
 _CHECK_CHUNK = 10_000  # ids per lookup when checking that deletes took
+_WATCH_SECONDS = 120.0  # how long deleted ids are checked for (merges end well within it)
+_WATCH_LIMIT = 100_000  # deleted ids watched at once; a bigger delete is checked at once only
 
 
 class IndexSink:
@@ -81,6 +84,7 @@ class IndexSink:
         except BaseException:
             self._lock.release()
             raise
+        self._recent: dict[int, float] = {}  # deleted id -> until when it is checked
         self._reader = NamespaceReader(self._conn)
         self._state = DocumentSource(self._reader)
         self._reset()
@@ -162,18 +166,28 @@ class IndexSink:
             if self._touched or self._deleted or self._moved_dirs:
                 self._still_current()
                 index.commit()
-                self._check_deleted()
+            self._watch(self._deleted)
+            self._check_deleted()
         finally:
             self._reset()
         return rejections
 
+    def _watch(self, deleted: set[int]) -> None:
+        """Deleted ids are looked up again at every flush for a while (up to a bound)."""
+        if deleted and len(self._recent) + len(deleted) <= _WATCH_LIMIT:
+            until = time.monotonic() + _WATCH_SECONDS
+            self._recent.update(dict.fromkeys(deleted, until))
+
     def _check_deleted(self) -> None:
-        """Deleted documents are gone once committed; if the engine kept one, delete it
-        again. (A tantivy index has been seen, about once in 150 histories that kill the
-        pipeline, keeping a document whose delete was committed by the next process: the
-        document would stay searchable for good.)"""
+        """Deleted documents stay gone; if the engine brings one back, delete it again.
+        (tantivy has been seen, about once in 300 histories that kill the pipeline, keeping
+        a document whose delete was committed, back from a background merge that finished
+        after the commit: the document would stay searchable for good.) Checked at every
+        flush (idle heartbeats too) for _WATCH_SECONDS after the delete."""
+        now = time.monotonic()
+        self._recent = {i: until for i, until in self._recent.items() if until > now}
         kept: list[int] = []
-        for chunk in chunked(sorted(self._deleted), _CHECK_CHUNK):
+        for chunk in chunked(sorted(self._recent.keys() | self._deleted), _CHECK_CHUNK):
             kept.extend(self.index.get(chunk))
         if kept:
             log.warning(
