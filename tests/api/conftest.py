@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from epipe import accounts
+from epipe.cli import cli
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.index.rebuild import rebuild
@@ -81,3 +83,16 @@ def world(
     }
     with TestClient(create_app(settings)) as client:
         yield World(client, tokens, conn, settings)
+
+
+def cli_on(dsn: str, home: Path) -> Callable[..., str]:
+    """`epipe ARGS` in process on database `dsn` and home `home`; its output (it must succeed)."""
+
+    def epipe(*args: str) -> str:
+        result = CliRunner().invoke(
+            cli, list(args), env={"EPIPE_DSN": dsn, "EPIPE_HOME": str(home)}
+        )
+        assert result.exit_code == 0, (args, result.output, result.stderr)
+        return result.stdout
+
+    return epipe

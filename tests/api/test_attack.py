@@ -18,10 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from epipe.bench.search import Served
-from epipe.cli import cli
+from tests.api.conftest import cli_on
 from tests.integration.pipeline_helpers import PipelineProcess, new_slot
 
 FAR_FUTURE = "FFFFFFFF/FFFFFFFF"
@@ -34,12 +33,7 @@ BOUND = 0.5  # seconds: what a bystander's call may take while the waits are hel
 def site(dsn: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """alice and carol in project cars, bob in bikes; the pipeline and the API running."""
 
-    def epipe(*args: str) -> str:
-        result = CliRunner().invoke(
-            cli, list(args), env={"EPIPE_DSN": dsn, "EPIPE_HOME": str(tmp_path)}
-        )
-        assert result.exit_code == 0, (args, result.output, result.stderr)
-        return result.stdout
+    epipe = cli_on(dsn, tmp_path)
 
     for user in ("alice", "bob", "carol"):
         epipe("user", "add", user)

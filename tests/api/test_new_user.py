@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from epipe.bench.search import Served
-from epipe.cli import cli
+from tests.api.conftest import cli_on
 from tests.integration.pipeline_helpers import PipelineProcess, new_slot
 
 PROBLEM = "application/problem+json"
@@ -36,12 +35,7 @@ class Session:
 def site(dsn: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Accounts and files made with the CLI; the pipeline and the API running."""
 
-    def epipe(*args: str) -> str:
-        result = CliRunner().invoke(
-            cli, list(args), env={"EPIPE_DSN": dsn, "EPIPE_HOME": str(tmp_path)}
-        )
-        assert result.exit_code == 0, (args, result.output, result.stderr)
-        return result.stdout
+    epipe = cli_on(dsn, tmp_path)
 
     tokens = {}
     for user, project in (("alice", "cars"), ("bob", "bikes")):
