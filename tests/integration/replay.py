@@ -18,9 +18,13 @@ XattrKey = tuple[int, str, str]
 
 
 def read_events(path: Path) -> list[Event]:
+    """The events of the complete lines of an events file (a last line without its newline
+    is a write a kill interrupted: the sink cuts it off at its next open)."""
     if not path.exists():
         return []
-    return [decode(line) for line in path.read_bytes().splitlines() if line.strip()]
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]
+    return [decode(line) for line in complete.splitlines() if line.strip()]
 
 
 class Model:
