@@ -59,7 +59,7 @@ from epipe.sink import Progress, Rejection
 log = logging.getLogger(__name__)
 _CHECK_CHUNK = 10_000  # ids per lookup when checking that deletes took
 _WATCH_SECONDS = 120.0  # how long deleted ids are checked for (merges end well within it)
-_WATCH_LIMIT = 100_000  # deleted ids watched at once; a bigger delete is checked at once only
+_WATCH_LIMIT = 20_000  # deleted ids watched at once; past it, a batch's deletes are checked once
 
 
 class IndexSink:

@@ -93,9 +93,11 @@ def test_a_300000_row_transaction_streams_through_in_bounded_memory(
     assert deleted == 300_001
     print(f"peak RSS of `epipe run` for 2 x 300,000-row transactions: {peak_mib:.0f} MiB")
     # The tailer publishes every 2,000 events and flushes at 20,000, so it never holds a
-    # transaction: measured 72-75 MiB. Holding one transaction's 300,000 events before
-    # publishing (the mistake this guards against) measured 266 MiB.
-    assert peak_mib < 150
+    # transaction: measured 72-75 MiB at first, 118-176 MiB since the index consumer looks
+    # deleted ids up again after its commits (alone and beside a parallel suite). Holding one
+    # transaction's 300,000 events before publishing (the mistake this guards against)
+    # measured 266 MiB.
+    assert peak_mib < 210
 
 
 @pytest.mark.slow
