@@ -108,7 +108,11 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_only_after_the_sl
         stop.set()
         writer.join()
     end = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]  # type: ignore[index]
-    wait_until(lambda: (slot_state(conn, slot) or (False, 0))[1] >= lsn_from_str(end))
+    wait_until(
+        lambda: (slot_state(conn, slot) or (False, 0))[1] >= lsn_from_str(end),
+        timeout=120,
+        why=lambda: f"{slot_state(conn, slot)} < {end}: {process.log.read_text()[-3000:]}",
+    )
     assert process.stop() == 0, process.log.read_text()
 
     delivered = [e for e in read_events(events_file)]
