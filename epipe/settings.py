@@ -44,6 +44,19 @@ class Settings(BaseSettings):
         description="key that signs search cursors (>= 32 characters); unset: a random one "
         "kept in EPIPE_HOME/cursor-secret",
     )
+    hms_uri: str | None = Field(
+        default=None,
+        description="Hive metastore (thrift://host:port) the hive consumer keeps consistent; "
+        "unset: the local one of `epipe hms start`, when it runs",
+    )
+    hms_location_prefix: str | None = Field(
+        default=None,
+        description="what precedes an epipe path in a Hive location (file:/srv/fs: the path "
+        "/a is the location file:/srv/fs/a); unset: file:EPIPE_HOME/hms/fs",
+    )
+    hms_scan_interval: float = Field(
+        default=2.0, gt=0, le=3600, description="seconds between scans of an idle metastore"
+    )
     heartbeat_interval: float = Field(
         default=1.0, gt=0, le=60, description="seconds between heartbeats when idle"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -23,6 +24,10 @@ from epipe.pipeline.store import PipelineStore
 from epipe.settings import Settings
 from epipe.sink import Sink
 from epipe.source import Source
+
+if TYPE_CHECKING:
+    from epipe.hms.locations import LocationMap
+    from epipe.hms.metastore import Metastore
 
 
 def open_index_store(settings: Settings, root: Path | None = None) -> IndexStore:
@@ -113,12 +118,64 @@ def _index_sink(settings: Settings, dsn: str) -> Sink:
     return index_sink(dsn, open_index_store(settings))
 
 
+def _hive_sink(settings: Settings, dsn: str) -> Sink:
+    from epipe.sink.hive import HiveSink
+
+    return HiveSink(
+        _connector(dsn),
+        open_metastore(settings),
+        hive_locations(settings),
+        scan_interval=settings.hms_scan_interval,
+    )
+
+
 CONSUMERS: dict[str, Registered] = {
     entry.name: entry
     for entry in (
         Registered("index", "keeps the search index equal to the file system", _index_sink, True),
+        Registered(
+            "hive",
+            "keeps the Hive metastore's databases, tables and partitions at their directories",
+            _hive_sink,
+            enabled=lambda settings: metastore_uri(settings) is not None,
+        ),
     )
 }
+
+
+# -- the Hive metastore ----------------------------------------------------------------------
+
+
+def metastore_uri(settings: Settings) -> str | None:
+    """EPIPE_HMS_URI, else the local metastore's when it runs, else None."""
+    if settings.hms_uri:
+        return settings.hms_uri
+    from epipe.hms.server import LocalMetastore
+
+    local = LocalMetastore(settings.home)
+    return local.url() if local.status().running else None
+
+
+def open_metastore(settings: Settings) -> Metastore:
+    uri = metastore_uri(settings)
+    if uri is None:
+        raise ConfigError(
+            "no Hive metastore: set EPIPE_HMS_URI=thrift://host:port or run `epipe hms start`"
+        )
+    from epipe.hms.metastore import Metastore
+
+    return Metastore(uri)
+
+
+def hive_locations(settings: Settings) -> LocationMap:
+    """EPIPE_HMS_LOCATION_PREFIX, else the local metastore's file: prefix."""
+    from epipe.hms.locations import LocationMap
+
+    if settings.hms_location_prefix:
+        return LocationMap.of(settings.hms_location_prefix)
+    from epipe.hms.server import local_location_prefix
+
+    return LocationMap.of(local_location_prefix(settings.home))
 
 
 def consumer(name: str, settings: Settings, dsn: str) -> ConsumerSpec:

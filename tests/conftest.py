@@ -122,3 +122,8 @@ def elasticsearch_url() -> Iterator[str]:
         "docker.elastic.co/elasticsearch/elasticsearch:9.1.5", mem_limit="1g"
     ) as es:
         yield str(es.get_url())  # type: ignore[attr-defined]  # not in its stubs
+
+
+@pytest.fixture(scope="session")
+def hms_server() -> Iterator[tuple[str, str]]:  # TEMPORARY: replaced by the local HMS fixture
+    yield ("thrift://127.0.0.1:19083", "file:/tmp/hmstry/fs")

@@ -31,6 +31,7 @@ from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.pipeline.runner import ConsumerSpec
 from epipe.pipeline.store import PipelineStore
 from epipe.settings import Settings
+from epipe.sink import Rejection
 
 DATABASE = "epipe_bench"
 PUBLICATION = "epipe_bench"
@@ -54,7 +55,7 @@ class _CountingSink:
     def add(self, event: Event) -> None:
         self.count += 1
 
-    def flush(self) -> list[tuple[Event, str]]:
+    def flush(self) -> list[Rejection]:
         return []
 
     def close(self) -> None:

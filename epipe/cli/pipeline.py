@@ -161,6 +161,8 @@ def status(ctx: Context, as_json: bool) -> None:
             f"{consumer['lag_bytes']:,} bytes / {consumer['lag_seconds']:.3f} s, "
             f"dead letters {consumer['dead_letters']}"
         )
+        if consumer["waiting"]:
+            click.echo(f"  waiting: {consumer['waiting']}")
     click.echo(f"dead letters          {state['dead_letters']}")
     for consumer, lsn, reason in recent:  # the latest, newest first
         click.echo(f"  {consumer} at {lsn}: {reason if len(reason) < 300 else reason[:300] + '…'}")

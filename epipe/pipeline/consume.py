@@ -17,7 +17,8 @@ from epipe import events as ev
 from epipe.bus import Subscription
 from epipe.pipeline.rebuilds import RebuildRequests
 from epipe.pipeline.store import PipelineStore
-from epipe.sink import Positioned, Rebuildable, Rejected, Sink
+from epipe.pipeline.supervisor import Backoff
+from epipe.sink import Positioned, Rebuildable, Rejected, Rejection, Sink, Unavailable
 
 log = logging.getLogger(__name__)
 REQUEST_POLL_SECONDS = 2.0
@@ -46,9 +47,12 @@ class Consumer:
         self.applied = 0
         self.dead_letters = 0
         self._last_request_check = 0.0
+        self._stop = threading.Event()
+        self._waiting = False
         store.register(name, serves_search=serves_search)
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         try:
             while not stop.is_set():
                 self.step()
@@ -73,9 +77,9 @@ class Consumer:
             except Rejected as exc:
                 rejected += 1
                 self.store.dead_letter(self.name, str(exc), event=event)
-        for event, reason in self.sink.flush():
+        for cause, reason in self._flush():
             rejected += 1
-            self.store.dead_letter(self.name, reason, event=event)
+            self.store.dead_letter(self.name, reason, event=cause)
         self.dead_letters += rejected
         self.subscription.commit()
         position = self.subscription.position()
@@ -86,6 +90,28 @@ class Consumer:
         self.store.add_counts(self.name, len(events), len(events) - rejected)
         self.applied += len(events)
         return len(events)
+
+    def _flush(self) -> list[Rejection]:
+        """The sink's flush, again after a pause while its view is unavailable (the batch is
+        kept, nothing is committed, `epipe status` shows why)."""
+        backoff = Backoff(first=0.5, longest=10.0)
+        while True:
+            try:
+                rejections = self.sink.flush()
+            except Unavailable as exc:
+                delay = backoff.delay(0.0)
+                if not self._waiting:
+                    log.warning("consumer %s: %s; retrying", self.name, exc)
+                self._waiting = True
+                self.store.set_problem(self.name, f"{exc}; retrying every {delay:g} s or less")
+                if self._stop.wait(delay):
+                    raise
+                continue
+            if self._waiting:
+                log.warning("consumer %s: its view is back", self.name)
+                self.store.set_problem(self.name, None)
+                self._waiting = False
+            return rejections
 
     def serve_requests(self) -> None:
         """Take a rebuild request, if one waits, and serve it (now and then)."""

@@ -52,6 +52,7 @@ def status(conn: psycopg.Connection, slot: str) -> dict[str, Any]:
         }
     store = PipelineStore.on(conn)
     dead = store.dead_letter_counts()
+    problems = store.problems()
     consumers = []
     for position in store.positions():
         lag = _lag(position, current)
@@ -63,6 +64,7 @@ def status(conn: psycopg.Connection, slot: str) -> dict[str, Any]:
                 "lag_seconds": round(lag.lag_seconds, 3),
                 "updated_at": position.updated_at.isoformat(),
                 "dead_letters": dead.get(position.name, 0),
+                "waiting": problems.get(position.name),
             }
         )
     return {

@@ -83,6 +83,19 @@ class PipelineStore:
             [consumer, lsn_to_str(lsn), committed_at],
         )
 
+    def set_problem(self, consumer: str, problem: str | None) -> None:
+        """Why `consumer` waits (None: it does not)."""
+        self._conn.execute(
+            "UPDATE epipe_consumers SET problem = %s WHERE name = %s", [problem, consumer]
+        )
+
+    def problems(self) -> dict[str, str]:
+        """Why each waiting consumer waits."""
+        rows = self._conn.execute(
+            "SELECT name, problem FROM epipe_consumers WHERE problem IS NOT NULL"
+        ).fetchall()
+        return dict(rows)
+
     def positions(self, *, serving_search: bool = False) -> list[ConsumerPosition]:
         """Every consumer's position (only those that serve search, with `serving_search`);
         lag in seconds is measured against the database's clock."""

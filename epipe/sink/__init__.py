@@ -3,7 +3,8 @@
 A sink batches with `add` and makes the batch durable with `flush`; the consumer commits
 its bus position only after `flush` returned. An event the sink can never apply goes to the
 dead letters: `add` raises `Rejected` for it, or `flush` returns it with the reason (when
-only the engine can tell). Any other error stops the consumer, which then commits nothing.
+only the engine can tell). `flush` raising `Unavailable` makes the consumer wait and retry;
+any other error stops the consumer, which then commits nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ class Rejected(EpipeError):
     """This event cannot be applied, now or later: dead-letter it and go on."""
 
 
-Rejection = tuple[Event, str]  # an event that cannot be applied, and why
+class Unavailable(EpipeError):
+    """The view cannot be reached now (its server is down or restarting): the consumer keeps
+    the batch, says why in `epipe status`, and calls `flush` again after a pause."""
+
+
+# What cannot be applied, and why: an event, or None for a change the sink found itself
+# (a view reconciled with the namespace, not told by one event).
+Rejection = tuple[Event | None, str]
 
 
 class Sink(Protocol):

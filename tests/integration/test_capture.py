@@ -17,7 +17,7 @@ from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
 from epipe.pipeline.runner import ConsumerSpec
 from epipe.pipeline.store import PipelineStore
-from epipe.sink import Rejected
+from epipe.sink import Rejected, Rejection
 from epipe.sink.events_file import EventsFileSink
 from tests.integration.helpers import wait_until
 from tests.integration.pipeline_helpers import new_slot, running
@@ -68,7 +68,7 @@ def test_the_slot_does_not_advance_when_a_sink_flush_fails(
     failing = threading.Event()
 
     class FlakySink(EventsFileSink):
-        def flush(self) -> list[tuple[Event, str]]:
+        def flush(self) -> list[Rejection]:
             if failing.is_set():
                 raise OSError("disk full")
             return super().flush()
