@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,10 +19,13 @@ from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.rebuilds import RebuildRequests
 from epipe.search.query import SORTS, SearchQuery, parse_predicate
 from epipe.source.slot import slot_state
-from epipe.wiring import open_index_store
+from epipe.wiring import hive_locations, metastore_uri, open_index_store, open_metastore
 
 pass_context = click.make_pass_decorator(Context)
 UNSERVED_SECONDS = 30  # a running pipeline takes a request between two batches
+if TYPE_CHECKING:
+    from epipe.hms.verify import HiveDrift
+
 DRIFT, CANNOT_CHECK = 1, 2  # exit codes of `epipe verify`
 CONSUMER_FRESH_SECONDS = 10  # an idle consumer reports at each heartbeat (1 s by default)
 
@@ -244,14 +247,28 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
         )
         raise SystemExit(CANNOT_CHECK) from None
     summary = drift.summary()
+    hive = _verify_hive(ctx, timeout)
     if as_json:
         echo_json(
             {
                 **summary,
-                "drift": bool(drift),
+                "drift": bool(drift) or bool(hive),
                 "sample": {
                     k: sorted(getattr(drift, k))[:20] for k in ("missing", "extra", "stale")
                 },
+                **(
+                    {}
+                    if hive is None
+                    else {
+                        "hive": {
+                            **hive.summary(),
+                            "drift": bool(hive),
+                            "sample": [
+                                item.as_json() for item in hive.listed if item.state in _HIVE_DRIFT
+                            ][:20],
+                        }
+                    }
+                ),
             }
         )
     else:
@@ -265,8 +282,43 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
             f"checked  {drift.checked:,} documents: "
             f"{'DRIFT' if drift else 'index equals the database'}"
         )
-    if drift:
+        if hive is not None:
+            counts = hive.summary()
+            for item in hive.listed:
+                if item.state in _HIVE_DRIFT:
+                    click.echo(f"hive     {item.state} {item.object.describe()}: {item.detail}")
+            click.echo(
+                f"hive     {counts['checked']:,} objects, orphan {counts['orphan']}, stale "
+                f"{counts['stale']}, kept {counts['kept']}: "
+                f"{'DRIFT (`epipe hive repair`)' if hive else 'metastore agrees'}"
+            )
+    if drift or hive:
         raise SystemExit(DRIFT)
+
+
+_HIVE_DRIFT = ("orphan", "stale")
+
+
+def _verify_hive(ctx: Context, timeout: float) -> HiveDrift | None:
+    """The metastore's drift, when a metastore is configured (None when none is)."""
+    if metastore_uri(ctx.settings) is None:
+        return None
+    from epipe.hms.metastore import MetastoreUnavailable
+    from epipe.hms.verify import inspect
+
+    conn, locations = ctx.connection(), hive_locations(ctx.settings)
+    metastore = open_metastore(ctx.settings)
+    try:
+        drift = inspect(conn, metastore, locations)
+        if drift:  # changes may have raced the comparison: look again
+            _catch_up(ctx, timeout)
+            drift = inspect(conn, metastore, locations)
+        return drift
+    except MetastoreUnavailable as exc:
+        click.echo(f"epipe: cannot check the Hive metastore: {exc}", err=True)
+        raise SystemExit(CANNOT_CHECK) from None
+    finally:
+        metastore.close()
 
 
 def _catch_up(ctx: Context, timeout: float) -> None:

@@ -62,6 +62,7 @@ def to_bind(scan: Seen, bindings: Mapping[str, Binding]) -> set[str]:
 class Plan:
     drop: list[HiveObject] = field(default_factory=list)
     relocate: list[tuple[HiveObject, str]] = field(default_factory=list)  # (object, location)
+    moved_from: dict[str, str] = field(default_factory=dict)  # key -> path before the move
     bindings: dict[str, Binding] = field(default_factory=dict)  # the bindings afterwards
     orphans: list[tuple[HiveObject, str]] = field(default_factory=list)  # unbound, path gone
     kept: list[HiveObject] = field(default_factory=list)  # databases kept for their tables
@@ -106,6 +107,7 @@ def plan(
                 out.bindings[key] = binding
                 continue
             out.relocate.append((o, location))
+            out.moved_from[key] = path
             binding = Binding(key, o.kind, target, binding.inode_id)
         elif binding.problem == KEPT:
             binding = Binding(key, o.kind, path, binding.inode_id)

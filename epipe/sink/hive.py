@@ -136,9 +136,14 @@ def apply(
     for o, reason in metastore.relocate(plan.relocate):
         rejections.append((cause, f"hive: moving {o.describe()}: {reason}"))
         new = plan.bindings.get(o.key)
-        if new is not None:
+        if new is not None:  # bound where HMS still has it: verify reports it stale
             plan.bindings[o.key] = Binding(
-                o.key, o.kind, new.path, new.inode_id, f"move refused: {reason}", targets[o.key]
+                o.key,
+                o.kind,
+                plan.moved_from.get(o.key, new.path),
+                new.inode_id,
+                f"move refused: {reason}",
+                targets[o.key],
             )
     return rejections
 

@@ -6,7 +6,10 @@ has a location prefix and database names of its own (the session's metastore is 
 
 from __future__ import annotations
 
+import json
+import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,6 +18,8 @@ import pytest
 from epipe import wiring
 from epipe.fs.namespace import Namespace
 from epipe.hms.locations import LocationMap
+from epipe.lsn import lsn_from_str
+from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.runner import ConsumerSpec
 from epipe.pipeline.store import PipelineStore
 from epipe.settings import Settings
@@ -27,7 +32,13 @@ from tests.integration.hive_helpers import (
     unique_name,
     unique_prefix,
 )
-from tests.integration.pipeline_helpers import running
+from tests.integration.pipeline_helpers import (
+    epipe_command,
+    epipe_env,
+    index_consumer,
+    new_slot,
+    running,
+)
 
 pytestmark = pytest.mark.xdist_group("hms")
 
@@ -122,3 +133,78 @@ def test_objects_follow_their_directories_through_rm_and_mv(
     reasons = [reason for _, _, reason in letters]
     # HMS 2.3 cannot give a database that holds tables a new location
     assert any(f"database {sales}" in r and "metatool" in r for r in reasons), reasons
+
+
+def test_verify_finds_orphans_and_repair_drops_them(
+    dsn: str,
+    conn: psycopg.Connection,
+    ns: Namespace,
+    tmp_path: Path,
+    hms_server: tuple[str, str],
+) -> None:
+    url, _ = hms_server
+    fs = LocationMap.of(unique_prefix())
+    name = unique_name("logs")
+    ns.mkdir("/data/day=1", parents=True)
+    slot = new_slot()
+    consumers = [index_consumer(dsn, tmp_path / "index"), hive_consumer(dsn, url, fs.prefix)]
+    env = {
+        **epipe_env(dsn, tmp_path, slot),
+        "EPIPE_HMS_URI": url,
+        "EPIPE_HMS_LOCATION_PREFIX": fs.prefix,
+    }
+    with running(dsn, tmp_path, slot=slot, consumers=consumers) as pipeline:
+        with thrift_client(url) as client:
+            create_database(client, name, fs.location("/data"))
+            create_table(client, name, "kept", fs.location("/data/day=1"))
+            create_table(client, name, "late", fs.location("/data/day=0"))  # never existed
+        bound(conn, 2)
+        pipeline.wait(conn, ns.put("/data/marker", size=1).token)
+        found = epipe_command(env, "verify", "--json")
+        assert found.returncode == 1, found.stdout + found.stderr
+        report = json.loads(found.stdout)["hive"]
+        assert (report["orphan"], report["stale"], report["ok"]) == (1, 0, 2)
+        assert [item["key"] for item in report["sample"]] == [f"{name}.late"]
+
+        listed = epipe_command(env, "hive", "ls", "--json")
+        assert listed.returncode == 0, listed.stderr
+        states = {
+            o["key"]: (o["state"], o["path"])
+            for o in json.loads(listed.stdout)["objects"]
+            if o["database"] == name
+        }
+        assert states == {
+            name: ("ok", "/data"),
+            f"{name}.kept": ("ok", "/data/day=1"),
+            f"{name}.late": ("orphan", "/data/day=0"),
+        }
+
+        repaired = epipe_command(env, "hive", "repair")
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        assert f"dropped orphan table {name}.late" in repaired.stdout
+        clean = epipe_command(env, "verify")
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        with thrift_client(url) as client:
+            assert sorted(snapshot(client, [name])) == [name, f"{name}.kept"]
+
+
+def test_an_unreachable_metastore_holds_the_position_and_status_says_why(
+    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"thrift://127.0.0.1:{closed.getsockname()[1]}"
+    consumer = hive_consumer(dsn, url, unique_prefix())
+    with running(dsn, tmp_path, consumers=[consumer]):
+        token = ns.mkdir("/x").token
+        store = PipelineStore.on(conn)
+        deadline = time.monotonic() + 60
+        while "hive" not in store.problems():
+            assert time.monotonic() < deadline, "no problem reported"
+            time.sleep(0.05)
+        assert "unreachable" in store.problems()["hive"]
+        state = pipeline_status.status(conn, "unused")
+        (hive,) = [c for c in state["consumers"] if c["name"] == "hive"]
+        assert "unreachable" in hive["waiting"]
+        (position,) = [p for p in store.positions() if p.name == "hive"]
+        assert position.applied_lsn < lsn_from_str(token)
