@@ -33,6 +33,24 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     index: Literal["tantivy", "elasticsearch"] = "tantivy"
     es_url: str | None = None
+    hms_uri: str | None = Field(
+        default=None,
+        pattern=r"^thrift://",
+        description="Thrift URI of an external Hive Metastore; unset: the local one "
+        "(`epipe hms start`)",
+    )
+    hms_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Thrift port of the local Hive Metastore; unset: a free one, kept "
+        "across restarts",
+    )
+    hms_location_prefix: str | None = Field(
+        default=None,
+        description="URI prefix of the table locations written to the metastore; unset: "
+        "`file:` + EPIPE_HOME/hms/fs for the local one",
+    )
     slot: str = Field(
         default="epipe", pattern=r"^[a-z0-9_]{1,63}$", description="replication slot of the tailer"
     )
