@@ -11,13 +11,13 @@ export EPIPE_HOME ?= $(CURDIR)/.epipe
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## create .venv with epipe and its dev tools (idempotent)
+install: $(STAMP) ## create .venv with epipe, its dev tools and the Hive Metastore jars (idempotent)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "epipe needs Python >= 3.11 (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,hms]'
 	@touch $@
 
 demo: install ## start the embedded stack, load sample images, show what to try
@@ -44,9 +44,10 @@ fmt: install ## format the code in place
 	$(BIN)/ruff format epipe search_api tests
 	$(BIN)/ruff check --fix epipe search_api tests
 
-stop: install ## stop the demo's pipeline and the embedded PostgreSQL of EPIPE_HOME
+stop: install ## stop the demo's pipeline, the embedded PostgreSQL and the local metastore of EPIPE_HOME
 	@for p in serve run; do if [ -f "$(EPIPE_HOME)/$$p.pid" ]; then kill "$$(cat "$(EPIPE_HOME)/$$p.pid")" 2>/dev/null; rm -f "$(EPIPE_HOME)/$$p.pid"; sleep 1; fi; done
 	$(BIN)/epipe db stop
+	@env -u EPIPE_HMS_URI $(BIN)/epipe hms stop >/dev/null
 
 clean: ## remove the venv, caches and the demo's EPIPE_HOME
 	-$(MAKE) --no-print-directory stop 2>/dev/null

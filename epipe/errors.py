@@ -4,6 +4,7 @@
     ├── ConfigError            a setting is wrong; the message names it and the fix
     ├── DatabaseError          the metadata database cannot be started, reached or used
     │   └── MigrationError     the schema cannot be brought to the expected version
+    ├── MetastoreError         the local Hive Metastore cannot be started or stopped (epipe.hms)
     ├── AccountError           unknown or duplicate user / project, bad role
     ├── FsError                a file-system operation failed; carries a POSIX error name
     ├── SourceError            the change log cannot be read          (epipe.source)
@@ -36,6 +37,10 @@ class DatabaseError(EpipeError):
 
 class MigrationError(DatabaseError):
     """The schema cannot be migrated (e.g. an applied migration was edited)."""
+
+
+class MetastoreError(EpipeError):
+    """The local Hive Metastore cannot be started, reached or stopped."""
 
 
 class AccountError(EpipeError):

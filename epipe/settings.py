@@ -33,6 +33,24 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     index: Literal["tantivy", "elasticsearch"] = "tantivy"
     es_url: str | None = None
+    hms_uri: str | None = Field(
+        default=None,
+        pattern=r"^thrift://",
+        description="Thrift URI of the Hive Metastore the hive consumer keeps consistent; "
+        "unset: the local one of `epipe hms start`, when it runs",
+    )
+    hms_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Thrift port of the local Hive Metastore; unset: a free one, kept "
+        "across restarts",
+    )
+    hms_location_prefix: str | None = Field(
+        default=None,
+        description="what precedes an epipe path in a Hive location (file:/srv/fs: the path "
+        "/a is the location file:/srv/fs/a); unset: `file:` + EPIPE_HOME/hms/fs",
+    )
     slot: str = Field(
         default="epipe", pattern=r"^[a-z0-9_]{1,63}$", description="replication slot of the tailer"
     )
@@ -43,16 +61,6 @@ class Settings(BaseSettings):
         default=None,
         description="key that signs search cursors (>= 32 characters); unset: a random one "
         "kept in EPIPE_HOME/cursor-secret",
-    )
-    hms_uri: str | None = Field(
-        default=None,
-        description="Hive metastore (thrift://host:port) the hive consumer keeps consistent; "
-        "unset: the local one of `epipe hms start`, when it runs",
-    )
-    hms_location_prefix: str | None = Field(
-        default=None,
-        description="what precedes an epipe path in a Hive location (file:/srv/fs: the path "
-        "/a is the location file:/srv/fs/a); unset: file:EPIPE_HOME/hms/fs",
     )
     hms_scan_interval: float = Field(
         default=2.0, gt=0, le=3600, description="seconds between scans of an idle metastore"

@@ -148,12 +148,9 @@ CONSUMERS: dict[str, Registered] = {
 
 def metastore_uri(settings: Settings) -> str | None:
     """EPIPE_HMS_URI, else the local metastore's when it runs, else None."""
-    if settings.hms_uri:
-        return settings.hms_uri
-    from epipe.hms.server import LocalMetastore
+    from epipe.hms.server import metastore_uri as uri
 
-    local = LocalMetastore(settings.home)
-    return local.url() if local.status().running else None
+    return uri(settings)
 
 
 def open_metastore(settings: Settings) -> Metastore:

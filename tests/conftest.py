@@ -10,6 +10,7 @@ import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 import pytest
@@ -17,7 +18,10 @@ import pytest
 from epipe.db.embedded import EmbeddedPostgres
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
+from epipe.errors import ConfigError
 from epipe.fs.namespace import Namespace
+from epipe.hms.java import find_java, jars_dir
+from epipe.hms.server import LocalMetastore, local_location_prefix
 
 TEMPLATE = "epipe_template"
 _serial = itertools.count()
@@ -86,6 +90,39 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+# -- the local Hive Metastore (a Java process) -----------------------------------------------
+
+
+class HmsServer(NamedTuple):
+    url: str  # thrift://127.0.0.1:PORT
+    location_prefix: str  # file:/... where the tables of this metastore live
+
+
+def hms_unavailable() -> str | None:
+    """Why the local metastore cannot run here (no Java >= 17, no pyspark jars), or None."""
+    try:
+        find_java()
+        jars_dir()
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def hms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HmsServer]:
+    """One local metastore for the test session (per xdist worker), stopped at its end."""
+    reason = hms_unavailable()
+    if reason:
+        pytest.skip(f"Hive Metastore tests skipped: {reason}")
+    home = tmp_path_factory.mktemp("epipe-hms-home")
+    server = LocalMetastore(home)
+    try:
+        server.start()
+        yield HmsServer(server.url(), local_location_prefix(home))
+    finally:
+        server.stop()
+
+
 # -- containers (Kafka, Elasticsearch) where a Docker engine answers ---------------------------
 
 
@@ -122,8 +159,3 @@ def elasticsearch_url() -> Iterator[str]:
         "docker.elastic.co/elasticsearch/elasticsearch:9.1.5", mem_limit="1g"
     ) as es:
         yield str(es.get_url())  # type: ignore[attr-defined]  # not in its stubs
-
-
-@pytest.fixture(scope="session")
-def hms_server() -> Iterator[tuple[str, str]]:  # TEMPORARY: replaced by the local HMS fixture
-    yield ("thrift://127.0.0.1:19083", "file:/tmp/hmstry/fs")

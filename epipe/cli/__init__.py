@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from epipe.cli import accounts, bench, db, fs, hive, index, load, pipeline
+from epipe.cli import accounts, bench, db, fs, hive, hms, index, load, pipeline
 from epipe.cli.context import Context
 from epipe.errors import EpipeError
 from epipe.pipeline.supervisor import CONNECTION_ERRORS, describe
@@ -42,6 +42,7 @@ def cli(ctx: click.Context) -> None:
 
 cli.add_command(db.db)
 cli.add_command(db.init)
+cli.add_command(hms.hms)
 cli.add_command(fs.fs)
 cli.add_command(load.load)
 cli.add_command(accounts.user)

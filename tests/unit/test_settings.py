@@ -48,3 +48,18 @@ def test_the_dsn_is_a_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     settings = load_settings()
     assert not settings.embedded
     assert "hunter2" not in repr(settings)
+
+
+def test_the_metastore_uri_must_be_a_thrift_uri(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EPIPE_HMS_URI", "http://hms:9083")
+    with pytest.raises(ConfigError, match=r"^EPIPE_HMS_URI: .*thrift://"):
+        load_settings()
+    monkeypatch.setenv("EPIPE_HMS_URI", "thrift://hms:9083")
+    monkeypatch.setenv("EPIPE_HMS_PORT", "9083")
+    settings = load_settings()
+    assert settings.hms_uri == "thrift://hms:9083"
+    assert settings.hms_port == 9083
+    assert settings.hms_location_prefix is None
