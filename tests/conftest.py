@@ -27,6 +27,15 @@ TEMPLATE = "epipe_template"
 _serial = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _reap_pipeline_processes() -> Iterator[None]:
+    """`epipe run` processes a failed test left running die before the session ends."""
+    yield
+    from tests.integration.pipeline_helpers import reap_pipeline_processes
+
+    reap_pipeline_processes()
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     server = EmbeddedPostgres(tmp_path_factory.mktemp("epipe-home"))

@@ -126,6 +126,15 @@ def epipe_command(env: dict[str, str], *args: str) -> subprocess.CompletedProces
     )
 
 
+_started: list[PipelineProcess] = []
+
+
+def reap_pipeline_processes() -> None:
+    """Kill what a failed test left running, before its files are deleted."""
+    while _started:
+        _started.pop().reap()
+
+
 class PipelineProcess:
     """`epipe run` as a real process, to kill -9."""
 
@@ -139,6 +148,13 @@ class PipelineProcess:
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+        _started.append(self)
+
+    def reap(self) -> None:
+        """Kill and reap the process if it still runs (a test that failed midway)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def backfilled(self, conn: psycopg.Connection, timeout: float = 60.0) -> None:
         """Wait until the slot's backfill has been read and confirmed (later writes arrive

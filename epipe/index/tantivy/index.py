@@ -45,6 +45,11 @@ class TantivyIndex:
                     "run `epipe reindex` to build one with the current fields"
                 ) from None
             self._writer = self._index.writer(WRITER_HEAP, 1) if writable else None
+            if self._writer is not None:
+                # A writer killed mid-commit leaves files no commit names (a segment's `.del`
+                # among them); replaying its operations would create them again, which
+                # tantivy refuses. Only the writer may remove them: now, before any write.
+                self._writer.garbage_collect_files()
 
     def _failing(self, action: str) -> AbstractContextManager[None]:
         return map_exceptions(f"{action} the tantivy index at {self.path}")
