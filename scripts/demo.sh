@@ -26,8 +26,16 @@ else
   epipe load images --count "$IMAGES" --under "$ROOT" --seed 1 --user alice --app demo-loader
 fi
 
-say "The pipeline: change log -> search index (epipe run, in the background)"
 home=${EPIPE_HOME:-.epipe}
+hive=no
+if command -v java > /dev/null 2>&1; then
+  say "A local Hive metastore (HMS 2.3 on Derby, data in $home/hms)"
+  epipe hms start && hive=yes
+else
+  say "No Java: the Hive part of the demo is skipped (epipe hms needs Java >= 17)"
+fi
+
+say "The pipeline: change log -> search index and Hive metastore (epipe run, in the background)"
 if [ -f "$home/run.pid" ] && kill -0 "$(cat "$home/run.pid")" 2>/dev/null; then
   echo "already running (pid $(cat "$home/run.pid"))"
 else
@@ -72,6 +80,33 @@ show epipe search --under "$ROOT/val" --limit 3
 token=$(epipe fs mv /Projects/demo/validation "$ROOT/val" --user alice)
 epipe wait --token "$token" > /dev/null
 show epipe verify
+
+if [ "$hive" = yes ]; then
+  say "Hive: a database and a table partitioned by session, registered by a Thrift client"
+  prefix="file:$(cd "$home" && pwd)/hms/fs"
+  sessions=$(epipe fs ls "$ROOT/train" | awk '{print $NF}')
+  # shellcheck disable=SC2086 # one argument per session
+  show python scripts/demo_hive.py "$(epipe hms url)" "$prefix" /Projects/demo "$ROOT/train" $sessions
+  epipe wait --timeout 60 > /dev/null
+  for _ in $(seq 120); do  # the consumer binds new objects at its next scan (2 s)
+    [ "$(epipe hive ls --json | python -c 'import json, sys; print(json.load(sys.stdin)["ok"])')" -ge 3 ] && break
+    sleep 0.5
+  done
+  show_head epipe hive ls
+  gone=$(echo "$sessions" | tail -n 1)  # not the first: the API part below reads it
+  say "rm -r of one session directory drops its partition (data was already gone)"
+  token=$(epipe fs rm -r "$ROOT/train/$gone" --user alice)
+  epipe wait --token "$token" > /dev/null
+  printf '$ epipe hive ls | grep %s\n' "$gone"
+  epipe hive ls | grep -F "$gone" || echo "(none: the partition of session $gone was dropped)"
+  say "A move rewrites the locations of the table and its partitions"
+  token=$(epipe fs mv "$ROOT/train" /Projects/demo/training --user alice)
+  epipe wait --token "$token" > /dev/null
+  show_head epipe hive ls
+  token=$(epipe fs mv /Projects/demo/training "$ROOT/train" --user alice)
+  epipe wait --token "$token" > /dev/null
+  show epipe verify
+fi
 
 say "The REST API (epipe serve, in the background; OpenAPI at /docs)"
 port=${DEMO_PORT:-8080}
@@ -124,6 +159,7 @@ What to try (the venv is in .venv: source .venv/bin/activate, or prefix .venv/bi
   epipe load mix --ops 20000 --clients 4
   psql "\$(epipe db url)" -c 'SELECT op, count(*) FROM prov_ops GROUP BY op'   # any psql client
   epipe status         # positions, lag, dead letters
+  epipe hive ls        # the Hive metastore's objects and their directories (with Java)
   curl -H "Authorization: Bearer \$(epipe token create alice | tail -1)" '$api/v1/search?q=snow&limit=3'
   open $api/docs       # the API, with examples
   make stop            # stop the API, the pipeline and the database when done
