@@ -107,7 +107,13 @@ class Metastore:
         """Every database, table and partition with its location. A metastore failing to
         list them is unavailable: without the whole list nothing can be reconciled."""
         try:
-            return list(self._scan())
+            for _ in range(3):
+                objects = list(self._scan())
+                if len({o.key for o in objects}) == len(objects):
+                    return objects
+                # seen once while the metastore rewrote locations: a table listed twice, at
+                # its old and its new place. Such a listing cannot be reconciled: read again.
+            raise MetastoreUnavailable("the metastore listed an object twice in three scans")
         except TException as exc:
             reason = getattr(exc, "message", None) or type(exc).__name__
             raise MetastoreUnavailable(

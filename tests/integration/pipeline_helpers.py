@@ -182,6 +182,40 @@ class PipelineProcess:
         return self.process.pid
 
 
+class KillablePipeline:
+    """One `epipe run` process that a series of histories kills with SIGKILL and starts
+    again; `settle` waits until it has applied all that was written."""
+
+    def __init__(self, dsn: str, home: Path, conn: psycopg.Connection, **env: str) -> None:
+        self.slot = new_slot()
+        self.process = PipelineProcess(dsn, home, self.slot, home / "events.jsonl")
+        self.process.env.update(env)
+        self.conn = conn
+        self.running = False
+        self.kills = 0
+
+    def start(self) -> None:
+        self.process.start()
+        self.running = True
+
+    def kill(self) -> None:
+        if self.running:
+            self.process.kill()
+            self.running = False
+            self.kills += 1
+
+    def settle(self) -> None:
+        if not self.running:
+            self.start()
+        _, lagging = pipeline_status.wait(self.conn, self.slot, None, timeout=120)
+        assert not lagging, (lagging, self.process.log.read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.running:
+            self.process.stop()
+            self.running = False
+
+
 def wait_caught_up(conn: psycopg.Connection, slot: str, timeout: float = 120.0) -> None:
     """Until every consumer has applied the WAL end of now (a fixed target, as `epipe
     wait`: consumers' own position writes keep moving the end)."""

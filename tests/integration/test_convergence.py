@@ -32,9 +32,8 @@ from epipe.index.document import Document
 from epipe.index.rebuild import rebuild
 from epipe.index.tantivy import TantivyStore
 from epipe.index.verify import same
-from epipe.pipeline import status as pipeline_status
 from tests.conftest import TEMPLATE, _dsn_for, drop_database
-from tests.integration.pipeline_helpers import PipelineProcess, new_slot
+from tests.integration.pipeline_helpers import KillablePipeline
 
 EXAMPLES = int(os.environ.get("EPIPE_CONVERGENCE_EXAMPLES", "60"))
 NAMES = ("a", "b", "c")
@@ -70,39 +69,20 @@ steps = st.one_of(
 SEED_TREE = ("a/b/c/f1", "a/f2", "b/f3", "b/d/f4")
 
 
-class World:
+class World(KillablePipeline):
     """The database, the pipeline process and its index, shared by every history."""
 
     def __init__(self, dsn: str, home: Path) -> None:
+        conn = connect(dsn)
+        super().__init__(dsn, home, conn)
         self.dsn = dsn
         self.home = home
-        self.slot = new_slot()
-        self.process = PipelineProcess(dsn, home, self.slot, home / "events.jsonl")
-        self.conn = connect(dsn)
-        self.ns = Namespace(self.conn)
+        self.ns = Namespace(conn)
         self.store = TantivyStore(home / "index")
         # Each history rebuilds a new generation here; activating it removes the older ones
         # (a tantivy reader thread may still touch them: the store's removal tolerates it).
         self.scratch = TantivyStore(home / "rebuild")
-        self.kills = 0
         self.histories = 0
-        self.running = False
-
-    def start(self) -> None:
-        self.process.start()
-        self.running = True
-
-    def kill(self) -> None:
-        if self.running:
-            self.process.kill()
-            self.running = False
-            self.kills += 1
-
-    def settle(self) -> None:
-        if not self.running:
-            self.start()
-        _, lagging = pipeline_status.wait(self.conn, self.slot, None, timeout=120)
-        assert not lagging, (lagging, self.process.log.read_text()[-2000:])
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ from epipe.errors import FsError
 from epipe.fs.namespace import Namespace
 from epipe.fs.reader import NamespaceReader
 from epipe.hms.locations import LocationMap
-from epipe.pipeline import status as pipeline_status
 from tests.conftest import TEMPLATE, _dsn_for, drop_database
 from tests.integration.hive_helpers import (
     add_partitions,
@@ -40,7 +39,7 @@ from tests.integration.hive_helpers import (
     thrift_client,
     unique_prefix,
 )
-from tests.integration.pipeline_helpers import PipelineProcess, epipe_command, new_slot
+from tests.integration.pipeline_helpers import KillablePipeline, epipe_command
 
 pytestmark = pytest.mark.xdist_group("hms")
 EXAMPLES = int(os.environ.get("EPIPE_HIVE_CONVERGENCE_EXAMPLES", "50"))
@@ -57,38 +56,21 @@ steps = st.one_of(
 )
 
 
-class World:
+class World(KillablePipeline):
     def __init__(self, dsn: str, home: Path, url: str) -> None:
-        self.slot = new_slot()
-        self.url = url
+        conn = connect(dsn)
         self.fs = LocationMap.of(unique_prefix())
-        self.process = PipelineProcess(dsn, home, self.slot, home / "events.jsonl")
-        self.process.env.update(
+        super().__init__(
+            dsn,
+            home,
+            conn,
             EPIPE_HMS_URI=url,
             EPIPE_HMS_LOCATION_PREFIX=self.fs.prefix,
             EPIPE_HMS_SCAN_INTERVAL="0.5",
         )
-        self.conn = connect(dsn)
-        self.ns = Namespace(self.conn)
-        self.reader = NamespaceReader(self.conn)
-        self.running = False
-        self.kills = 0
-
-    def start(self) -> None:
-        self.process.start()
-        self.running = True
-
-    def kill(self) -> None:
-        if self.running:
-            self.process.kill()
-            self.running = False
-            self.kills += 1
-
-    def settle(self) -> None:
-        if not self.running:
-            self.start()
-        _, lagging = pipeline_status.wait(self.conn, self.slot, None, timeout=120)
-        assert not lagging, (lagging, self.process.log.read_text()[-2000:])
+        self.url = url
+        self.ns = Namespace(conn)
+        self.reader = NamespaceReader(conn)
 
 
 @pytest.fixture(scope="module")

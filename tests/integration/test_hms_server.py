@@ -9,10 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +19,9 @@ from epipe.errors import MetastoreError
 from epipe.hms.server import LocalMetastore, local_location_prefix, metastore_uri
 from epipe.settings import Settings
 from tests.conftest import HmsServer, hms_unavailable
+from tests.integration.hive_helpers import create_database as create_in
+from tests.integration.hive_helpers import thrift_client
+from tests.integration.pipeline_helpers import epipe_command
 
 # One Java process at a time from this file: they are slow to start on a busy machine.
 pytestmark = [pytest.mark.xdist_group("hms"), pytest.mark.timeout(900)]
@@ -32,33 +32,13 @@ needs_java = pytest.mark.skipif(
 )
 
 
-@contextmanager
-def hms_client(url: str) -> Iterator[Any]:
-    from pymetastore.hive_metastore import ThriftHiveMetastore
-    from thrift.protocol import TBinaryProtocol
-    from thrift.transport import TSocket, TTransport
-
-    parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
-    sock = TSocket.TSocket(parts.hostname, parts.port)
-    sock.setTimeout(60_000)
-    transport = TTransport.TBufferedTransport(sock)
-    transport.open()
-    try:
-        yield ThriftHiveMetastore.Client(TBinaryProtocol.TBinaryProtocol(transport))
-    finally:
-        transport.close()
-
-
 def create_database(url: str, name: str, location: str) -> None:
-    from pymetastore.hive_metastore.ttypes import Database
-
-    with hms_client(url) as client:
-        client.create_database(Database(name=name, locationUri=location, parameters={}))
+    with thrift_client(url) as client:
+        create_in(client, name, location)
 
 
 def database_names(url: str) -> list[str]:
-    with hms_client(url) as client:
+    with thrift_client(url) as client:
         names: list[str] = client.get_all_databases()
     return names
 
@@ -129,14 +109,7 @@ def test_the_cli_runs_the_metastore_beyond_its_own_exit(home: Path) -> None:
     env.pop("EPIPE_HMS_URI", None)
 
     def epipe(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "epipe", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return epipe_command(env, *args)
 
     never = epipe("hms", "status")
     assert never.returncode == 1 and never.stdout.startswith("stopped")
