@@ -94,3 +94,51 @@ def test_a_location_changed_by_someone_else_is_bound_again() -> None:
 def test_children_go_first() -> None:
     d, t, p = db("d", "/d"), table("d", "t", "file:/fs/d/t"), part("d", "t", "p=1", "/d/t/p=1")
     assert children_first([d, t, p]) == [p, t, d]
+
+
+class RefusingMetastore:
+    """Refuses what it is told to; records the rest (apply's logic only)."""
+
+    def __init__(self, refuse: set[str]) -> None:
+        self.refuse = refuse
+        self.dropped: list[str] = []
+        self.moved: list[tuple[str, str]] = []
+
+    def drop(self, objects: list[HiveObject]) -> list[tuple[HiveObject, str]]:
+        self.dropped += [o.key for o in objects if o.key not in self.refuse]
+        return [(o, "the metastore refused it: no") for o in objects if o.key in self.refuse]
+
+    def relocate(self, moves: list[tuple[HiveObject, str]]) -> list[tuple[HiveObject, str]]:
+        self.moved += [(o.key, loc) for o, loc in moves if o.key not in self.refuse]
+        return [(o, "the metastore refused it: no") for o, _ in moves if o.key in self.refuse]
+
+
+def test_what_the_metastore_refuses_is_a_dead_letter_recorded_on_its_binding() -> None:
+    from epipe.sink.hive import apply
+
+    a, b = table("d", "a", FS.location("/x/a")), table("d", "b", FS.location("/x/b"))
+    c = table("d", "c", FS.location("/x/c"))
+    before = {
+        o.key: bound(o, path, i) for o, path, i in [(a, "/x/a", 1), (b, "/x/b", 2), (c, "/x/c", 3)]
+    }
+    result = plan(seen([a, b, c], FS), before, {}, {1: "/y/a", 2: "/y/b"}, FS)
+    metastore = RefusingMetastore({b.key, c.key})
+    rejections = apply(metastore, result, before, None)  # type: ignore[arg-type]
+    assert metastore.moved == [(a.key, "file:/fs/y/a")]
+    assert sorted(reason for _, reason in rejections) == [
+        "hive: dropping table d.c: the metastore refused it: no",
+        "hive: moving table d.b: the metastore refused it: no",
+    ]
+    assert result.bindings[b.key] == Binding(
+        b.key, TABLE, "/x/b", 2, "move refused: the metastore refused it: no", "file:/fs/y/b"
+    )
+    assert result.bindings[c.key].problem == "drop refused: the metastore refused it: no"
+    # neither is asked again
+    again = plan(
+        seen([a._replace(location="file:/fs/y/a"), b, c], FS),
+        result.bindings,
+        {},
+        {1: "/y/a", 2: "/y/b"},
+        FS,
+    )
+    assert again.drop == [] and again.relocate == []
