@@ -48,6 +48,9 @@ class Consumer:
         self.dead_letters = 0
         self._last_request_check = 0.0
         self._stop = threading.Event()
+        # the pipeline is stopping: its tailer waits for what this consumer applies, so a
+        # consumer waiting for its view gives up rather than hold the stop
+        self.stopping = threading.Event()
         self._waiting = False
         store.register(name, serves_search=serves_search)
 
@@ -104,7 +107,7 @@ class Consumer:
                     log.warning("consumer %s: %s; retrying", self.name, exc)
                 self._waiting = True
                 self.store.set_problem(self.name, f"{exc}; retrying every {delay:g} s or less")
-                if self._stop.wait(delay):
+                if self._pause(delay):
                     raise
                 continue
             if self._waiting:
@@ -112,6 +115,17 @@ class Consumer:
                 self.store.set_problem(self.name, None)
                 self._waiting = False
             return rejections
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`; True if the consumer or the pipeline is stopping meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self._stop.is_set()
+            if self._stop.wait(min(left, 0.1)):
+                return True
+        return True
 
     def serve_requests(self) -> None:
         """Take a rebuild request, if one waits, and serve it (now and then)."""

@@ -71,6 +71,8 @@ class Runner:
                 )
                 for spec in self.specs
             ]
+            for consumer in self.consumers:
+                consumer.stopping = stop
             for thread in threads:
                 thread.start()
             try:

@@ -41,7 +41,9 @@ def test_status_and_wait_follow_a_running_pipeline(
             "lag_seconds",
             "updated_at",
             "dead_letters",
+            "waiting",
         }
+        assert consumer["waiting"] is None
         text = invoke(dsn, "status", EPIPE_SLOT=pipeline.slot).stdout
         assert "retained WAL" in text and "consumer events-file: applied" in text
         assert invoke(dsn, "wait", "--timeout", "30", EPIPE_SLOT=pipeline.slot).exit_code == 0

@@ -18,6 +18,7 @@ import pytest
 from epipe import wiring
 from epipe.fs.namespace import Namespace
 from epipe.hms.locations import LocationMap
+from epipe.hms.server import LocalMetastore, local_location_prefix
 from epipe.lsn import lsn_from_str
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.runner import ConsumerSpec
@@ -193,7 +194,7 @@ def test_an_unreachable_metastore_holds_the_position_and_status_says_why(
         closed.bind(("127.0.0.1", 0))
         url = f"thrift://127.0.0.1:{closed.getsockname()[1]}"
     consumer = hive_consumer(dsn, url, unique_prefix())
-    with running(dsn, tmp_path, consumers=[consumer]):
+    with running(dsn, tmp_path, consumers=[consumer], expect_failure=True) as pipeline:
         token = ns.mkdir("/x").token
         store = PipelineStore.on(conn)
         deadline = time.monotonic() + 60
@@ -206,3 +207,46 @@ def test_an_unreachable_metastore_holds_the_position_and_status_says_why(
         assert "unreachable" in hive["waiting"]
         (position,) = [p for p in store.positions() if p.name == "hive"]
         assert position.applied_lsn < lsn_from_str(token)
+    # stopped while waiting: it gives up at once (the tailer would wait for it) and says why
+    assert [type(e).__name__ for e in pipeline.errors] == ["HiveUnavailable"]
+
+
+def test_a_metastore_that_comes_back_gets_what_changed_while_it_was_down(
+    dsn: str,
+    conn: psycopg.Connection,
+    ns: Namespace,
+    tmp_path: Path,
+    hms_server: tuple[str, str],  # skips where no metastore can run; this one is its own
+) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    metastore = LocalMetastore(tmp_path / "hms-home", port)
+    fs = LocationMap.of(local_location_prefix(tmp_path / "hms-home"))
+    name = unique_name("back")
+    ns.mkdir("/d/t", parents=True)
+    consumer = hive_consumer(dsn, metastore.url(), fs.prefix)
+    try:
+        metastore.start()
+        with thrift_client(metastore.url()) as client:
+            create_database(client, name, fs.location("/d"))
+            create_table(client, name, "t", fs.location("/d/t"))
+        with running(dsn, tmp_path, consumers=[consumer]) as pipeline:
+            bound(conn, 2)
+            metastore.stop()
+            token = ns.mv("/d", "/moved").token
+            store = PipelineStore.on(conn)
+            deadline = time.monotonic() + 60
+            while "hive" not in store.problems():
+                assert time.monotonic() < deadline, "no problem reported"
+                time.sleep(0.05)
+            metastore.start()  # the same port: the consumer's next attempt reaches it
+            pipeline.wait(conn, token, timeout=120)
+            assert store.problems() == {}
+        with thrift_client(metastore.url()) as client:
+            assert snapshot(client, [name]) == {
+                name: fs.location("/moved"),
+                f"{name}.t": fs.location("/moved/t"),
+            }
+    finally:
+        metastore.stop()
