@@ -6,6 +6,7 @@ loses nothing: the slot and each consumer resume at their positions. The supervi
 that. On a failure that waiting may cure — the database unreachable or restarted, the bus
 down, the index unable to write (a full or read-only disk) — it reports one line, waits
 (exponential backoff) and starts a new runner; on any other error it stops and raises it.
+A consumer's view that cannot be reached (a metastore down) is such a failure too.
 A signal stops the current attempt (which flushes what it read) and the supervisor.
 """
 
@@ -23,6 +24,7 @@ import psycopg2
 from epipe.bus import BusError
 from epipe.errors import DatabaseError, EpipeError, MigrationError
 from epipe.index.engine import EngineError
+from epipe.sink import Unavailable
 
 # A lost or refused connection: the server stopped, restarted or is unreachable.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
@@ -57,7 +59,7 @@ class Backoff:
 
 def retryable(exc: BaseException) -> bool:
     """Whether waiting may cure `exc` (see the module's docstring)."""
-    if isinstance(exc, BusError | EngineError):
+    if isinstance(exc, BusError | EngineError | Unavailable):
         return True
     if isinstance(exc, MigrationError) or not isinstance(exc, Exception):
         return False

@@ -13,6 +13,7 @@ from epipe.bus import BusError
 from epipe.errors import ConfigError, DatabaseError, MigrationError
 from epipe.index.engine import EngineError
 from epipe.pipeline.supervisor import Backoff, Supervisor, describe, retryable
+from epipe.sink import Unavailable
 from epipe.source import SourceError
 
 
@@ -46,6 +47,7 @@ def _wrapped(error: Exception, wrapper: Exception) -> Exception:
         _wrapped(psycopg2.DatabaseError("no COPY in progress"), SourceError("stream broke")),
         psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
         psycopg.errors.TooManyConnections("sorry, too many clients already"),
+        Unavailable("Hive metastore at thrift://127.0.0.1:9083 unreachable: refused"),
     ],
     ids=repr,
 )
