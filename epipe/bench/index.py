@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from epipe.load.bulk import load_images
 from epipe.load.mix import run_mix
 from epipe.lsn import lsn_from_str
 from epipe.pipeline import status as pipeline_status
+from epipe.pipeline.runner import ConsumerSpec
 from epipe.search.query import SearchQuery, parse_predicate
 from epipe.settings import Settings
 
@@ -66,7 +67,7 @@ def run(
             migrate(conn)
             ns = Namespace(conn, Actor("root", "bench"))
             ns.mkdir("/bench")
-            pipeline = _Pipeline(dsn, embedded, store)
+            pipeline = Pipeline(dsn, embedded, [wiring.index_consumer(dsn, store)])
             try:
                 pipeline.start()
                 _caught_up(conn)
@@ -103,13 +104,14 @@ def _files(store: IndexStore) -> int:
     return store.current(writable=False).search(SearchQuery(type="file", limit=1)).total
 
 
-class _Pipeline:
-    """The embedded pipeline in a thread of this process, to stop and start again."""
+class Pipeline:
+    """The embedded pipeline (tailer and `consumers`) in a thread of this process, to stop
+    and start again."""
 
-    def __init__(self, dsn: str, settings: Settings, store: IndexStore) -> None:
+    def __init__(self, dsn: str, settings: Settings, consumers: Sequence[ConsumerSpec]) -> None:
         self._settings = settings
         self._dsn = dsn
-        self._store = store
+        self._consumers = consumers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -118,7 +120,7 @@ class _Pipeline:
         runner = wiring.runner(
             settings,
             dsn,
-            [wiring.index_consumer(dsn, self._store)],
+            self._consumers,
             source=wiring.open_source(settings, dsn),
         )
         self._stop = threading.Event()
@@ -134,7 +136,7 @@ class _Pipeline:
             self._thread = None
 
 
-def _throughput(conn: psycopg.Connection, store: IndexStore, pipeline: _Pipeline) -> dict[str, Any]:
+def _throughput(conn: psycopg.Connection, store: IndexStore, pipeline: Pipeline) -> dict[str, Any]:
     token = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]  # type: ignore[index]
     before = store.current(writable=False).count()
     started = time.perf_counter()

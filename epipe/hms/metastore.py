@@ -25,6 +25,10 @@ from epipe.errors import ConfigError, EpipeError
 DATABASE, TABLE, PARTITION = "database", "table", "partition"
 _BATCH = 500  # partitions per get/alter/drop request
 _ORDER = {PARTITION: 0, TABLE: 1, DATABASE: 2}  # children first
+# A move leaves the data as it was, so its statistics hold. Without this, HMS 2.3 lists the
+# new location of every partition that has no statistics yet (one file-system listing each)
+# and, where it does not see the data, records 0 files of 0 bytes (measured).
+_KEEP_STATS = hive.EnvironmentContext({"DO_NOT_UPDATE_STATS": "true"})
 
 
 class MetastoreUnavailable(EpipeError):
@@ -84,7 +88,8 @@ class Metastore:
                 transport = TTransport.TBufferedTransport(sock)
                 transport.open()
                 self._transport = transport
-                protocol = TBinaryProtocol.TBinaryProtocol(transport)
+                # decoded in C where thrift's extension is built (a scan: ~10 % faster)
+                protocol = TBinaryProtocol.TBinaryProtocolAccelerated(transport)
                 self._client = ThriftHiveMetastore.Client(protocol)
             return getattr(self._client, method)(*args)
         except (TimeoutError, TTransport.TTransportException, OSError, EOFError) as exc:
@@ -239,7 +244,9 @@ class Metastore:
                 p.sd.location = wanted[name]
                 changed.append(p)
         if changed:
-            self._call("alter_partitions", database, table, changed)
+            self._call(
+                "alter_partitions_with_environment_context", database, table, changed, _KEEP_STATS
+            )
 
     def _relocate_table(self, o: HiveObject, location: str) -> None:
         try:
@@ -249,7 +256,7 @@ class Metastore:
         if table.sd is None or table.sd.location == location:
             return
         table.sd.location = location
-        self._call("alter_table", o.database, o.table, table)
+        self._call("alter_table_with_environment_context", o.database, o.table, table, _KEEP_STATS)
 
     def _relocate_database(self, o: HiveObject, location: str) -> None:
         try:

@@ -217,21 +217,36 @@ class LocalMetastore:
             return previous
         return _free_port()
 
-    def _launch(
-        self, java: Path, jars: Path, port: int, classes: Path | None
-    ) -> tuple[subprocess.Popen[bytes], int]:
+    def java_command(self, main_class: str, *args: str) -> list[str]:
+        """The command that runs `main_class` of the metastore's jars on its configuration
+        and Derby database, as the server runs (HMS's `HiveMetaTool`, say). Derby lets one
+        JVM at a time open the database: run it while the server is stopped, after one
+        start wrote the configuration."""
+        java = find_java()
+        jars = jars_dir()
+        return self._argv(
+            java, jars, compile_store(java, jars, self.root / "classes"), main_class, *args
+        )
+
+    def _argv(
+        self, java: Path, jars: Path, classes: Path | None, main_class: str, *args: str
+    ) -> list[str]:
         extra = f"{os.pathsep}{classes}" if classes is not None else ""
-        argv = [
+        return [
             str(java),
             "--add-opens=java.base/java.lang=ALL-UNNAMED",
             "-XX:TieredStopAtLevel=1",  # the quick compiler only: starts in ~60 % of the time
             f"-Dderby.stream.error.file={self.derby_dir / 'derby.log'}",
             "-cp",
             f"{self.conf_dir}{os.pathsep}{jars}/*{extra}",
-            MAIN_CLASS,
-            "-p",
-            str(port),
+            main_class,
+            *args,
         ]
+
+    def _launch(
+        self, java: Path, jars: Path, port: int, classes: Path | None
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        argv = self._argv(java, jars, classes, MAIN_CLASS, "-p", str(port))
         with open(self.log_file, "ab") as log:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             log.write(

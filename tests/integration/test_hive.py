@@ -18,6 +18,7 @@ import pytest
 from epipe import wiring
 from epipe.fs.namespace import Namespace
 from epipe.hms.locations import LocationMap
+from epipe.hms.metastore import PARTITION, TABLE, HiveObject, Metastore
 from epipe.hms.server import LocalMetastore, local_location_prefix
 from epipe.lsn import lsn_from_str
 from epipe.pipeline import status as pipeline_status
@@ -132,6 +133,38 @@ def test_objects_follow_their_directories_through_rm_and_mv(
             empty: fs.location("/w/empty2.db"),
         }
     assert PipelineStore.on(conn).recent_dead_letters(10) == []
+
+
+def test_a_move_leaves_the_statistics_of_what_moved_as_they_were(
+    tmp_path: Path, hms_server: tuple[str, str]
+) -> None:
+    """A move moves no data, so HMS is not to recompute statistics at the new location
+    (where it may not see the data, it would record 0 files of 0 bytes)."""
+    url, _ = hms_server
+    name = unique_name("stats")
+    old, new = f"file:{tmp_path}/old", f"file:{tmp_path}/new"
+    with thrift_client(url) as client:
+        create_database(client, name, old)
+        create_table(client, name, "logs", f"{old}/logs", partitioned=True)
+        add_partitions(client, name, "logs", {"1": f"{old}/logs/p=1"})
+        before = client.get_partition(name, "logs", ["1"]).parameters
+    metastore = Metastore(url)
+    try:
+        refused = metastore.relocate(
+            [
+                (HiveObject(PARTITION, name, "logs", "p=1"), f"{new}/logs/p=1"),
+                (HiveObject(TABLE, name, "logs"), f"{new}/logs"),
+            ]
+        )
+    finally:
+        metastore.close()
+    assert refused == []
+    with thrift_client(url) as client:
+        moved = client.get_partition(name, "logs", ["1"])
+        assert client.get_table(name, "logs").sd.location == f"{new}/logs"
+    assert moved.sd.location == f"{new}/logs/p=1"
+    assert moved.parameters == before
+    assert "numFiles" not in moved.parameters
 
 
 def test_verify_finds_orphans_and_repair_drops_them(
