@@ -18,9 +18,8 @@ import pytest
 from epipe.db.embedded import EmbeddedPostgres
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
-from epipe.errors import ConfigError
 from epipe.fs.namespace import Namespace
-from epipe.hms.java import find_java, jars_dir
+from epipe.hms.java import unavailable
 from epipe.hms.server import LocalMetastore, local_location_prefix
 
 TEMPLATE = "epipe_template"
@@ -107,20 +106,10 @@ class HmsServer(NamedTuple):
     location_prefix: str  # file:/... where the tables of this metastore live
 
 
-def hms_unavailable() -> str | None:
-    """Why the local metastore cannot run here (no Java >= 17, no pyspark jars), or None."""
-    try:
-        find_java()
-        jars_dir()
-    except ConfigError as exc:
-        return str(exc)
-    return None
-
-
 @pytest.fixture(scope="session")
 def hms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HmsServer]:
     """One local metastore for the test session (per xdist worker), stopped at its end."""
-    reason = hms_unavailable()
+    reason = unavailable()
     if reason:
         pytest.skip(f"Hive Metastore tests skipped: {reason}")
     home = tmp_path_factory.mktemp("epipe-hms-home")

@@ -45,10 +45,9 @@ from epipe.bench.hms_objects import Layout, thrift_client
 from epipe.bench.index import Pipeline
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
-from epipe.errors import ConfigError, EpipeError
+from epipe.errors import EpipeError
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
-from epipe.hms.java import find_java, jars_dir
 from epipe.hms.locations import LocationMap
 from epipe.hms.server import LocalMetastore, local_location_prefix
 from epipe.lsn import lsn_from_str
@@ -62,16 +61,6 @@ ROOT, MOVED = "/hive/bench.db", "/hive/moved.db"
 COPY_HOST = "hdfs://localhost:8020"
 METATOOL = "org.apache.hadoop.hive.metastore.tools.HiveMetaTool"
 TIMEOUT = 600.0
-
-
-def unavailable() -> str | None:
-    """Why the benchmark cannot run here (no Java >= 17, no pyspark jars), or None."""
-    try:
-        find_java()
-        jars_dir()
-    except ConfigError as exc:
-        return str(exc)
-    return None
 
 
 def run(

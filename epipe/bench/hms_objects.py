@@ -13,6 +13,8 @@ from pymetastore.hive_metastore import ttypes as hive
 from thrift.protocol import TBinaryProtocol
 from thrift.transport import TSocket, TTransport
 
+from epipe.hms.locations import rebase
+
 _BATCH = 250  # partitions per add_partitions / alter_partitions request
 _COLUMNS = [hive.FieldSchema("line", "string", "")]
 
@@ -70,7 +72,7 @@ def create(client: Any, name: str, location: str, layout: Layout) -> None:
             hive.Table(
                 tableName=table,
                 dbName=name,
-                sd=_storage(f"{location}/{table}"),
+                sd=storage(f"{location}/{table}"),
                 partitionKeys=[hive.FieldSchema("p", "string", "")],
                 tableType="EXTERNAL_TABLE",
                 parameters={"EXTERNAL": "TRUE"},
@@ -84,7 +86,7 @@ def create(client: Any, name: str, location: str, layout: Layout) -> None:
                         values=[value],
                         dbName=name,
                         tableName=table,
-                        sd=_storage(f"{location}/{table}/p={value}"),
+                        sd=storage(f"{location}/{table}/p={value}"),
                         parameters={},
                     )
                     for value in values[start : start + _BATCH]
@@ -100,16 +102,16 @@ def relocate(client: Any, name: str, old: str, new: str) -> None:
     for table in client.get_all_tables(name):
         parts = client.get_partitions(name, table, -1)
         for p in parts:
-            p.sd.location = _rebased(p.sd.location, old, new)
+            p.sd.location = rebase(p.sd.location, old, new)
         for start in range(0, len(parts), _BATCH):
             client.alter_partitions_with_environment_context(
                 name, table, parts[start : start + _BATCH], keep_stats
             )
         t = client.get_table(name, table)
-        t.sd.location = _rebased(t.sd.location, old, new)
+        t.sd.location = rebase(t.sd.location, old, new)
         client.alter_table(name, table, t)
     db = client.get_database(name)
-    db.locationUri = _rebased(db.locationUri, old, new)
+    db.locationUri = rebase(db.locationUri, old, new)
     client.alter_database(name, db)
 
 
@@ -127,13 +129,7 @@ def locations(client: Any, name: str) -> dict[str, str]:
     return out
 
 
-def _rebased(location: str, old: str, new: str) -> str:
-    if location != old and not location.startswith(old + "/"):
-        raise ValueError(f"{location!r} is not under {old!r}")
-    return new + location[len(old) :]
-
-
-def _storage(location: str) -> Any:
+def storage(location: str) -> Any:
     return hive.StorageDescriptor(
         cols=_COLUMNS,
         location=location,

@@ -192,8 +192,9 @@ def _search(ctx: Context, files: int, fresh: bool) -> dict[str, Any]:
 
 def _hive(ctx: Context, tables: int, partitions: int) -> dict[str, Any]:
     from epipe.bench import hive
+    from epipe.hms.java import unavailable
 
-    reason = hive.unavailable()
+    reason = unavailable()
     if reason:
         click.echo(f"hive: skipped ({reason})")
         return {"skipped": reason}

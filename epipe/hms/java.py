@@ -94,3 +94,13 @@ def compile_store(java: Path, jars: Path, out: Path) -> Path | None:
     if done.returncode != 0:
         raise ConfigError(f"cannot compile {_STORE_SOURCE.name}: {done.stderr.strip()[-500:]}")
     return out
+
+
+def unavailable() -> str | None:
+    """Why a local metastore cannot run here (no Java >= 17, no pyspark jars), or None."""
+    try:
+        find_java()
+        jars_dir()
+    except ConfigError as exc:
+        return str(exc)
+    return None

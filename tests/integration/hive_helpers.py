@@ -5,30 +5,10 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
-from pymetastore.hive_metastore import ThriftHiveMetastore
 from pymetastore.hive_metastore import ttypes as hive
-from thrift.protocol import TBinaryProtocol
-from thrift.transport import TSocket, TTransport
 
-_COLUMNS = [hive.FieldSchema("line", "string", "")]
-
-
-class thrift_client:  # used as `with thrift_client(url) as client`
-    """A connected raw client. Not a @contextmanager: Thrift's exceptions are immutable,
-    and contextlib sets `__traceback__` on what passes through it."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self._transport = TTransport.TBufferedTransport(TSocket.TSocket(parts.hostname, parts.port))
-
-    def __enter__(self) -> Any:
-        self._transport.open()
-        return ThriftHiveMetastore.Client(TBinaryProtocol.TBinaryProtocol(self._transport))
-
-    def __exit__(self, *exc: object) -> None:
-        self._transport.close()
+from epipe.bench.hms_objects import storage
 
 
 def unique_prefix() -> str:
@@ -38,19 +18,6 @@ def unique_prefix() -> str:
 
 def unique_name(stem: str) -> str:
     return f"{stem}_{uuid.uuid4().hex[:10]}"
-
-
-def storage(location: str) -> Any:
-    return hive.StorageDescriptor(
-        cols=_COLUMNS,
-        location=location,
-        inputFormat="org.apache.hadoop.mapred.TextInputFormat",
-        outputFormat="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-        serdeInfo=hive.SerDeInfo(
-            serializationLib="org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe", parameters={}
-        ),
-        parameters={},
-    )
 
 
 def create_database(client: Any, name: str, location: str) -> None:

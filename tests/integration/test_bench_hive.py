@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from epipe.cli import cli
-from tests.conftest import hms_unavailable
+from epipe.hms.java import unavailable
 
 pytestmark = pytest.mark.xdist_group("hms")
 
@@ -32,7 +32,7 @@ FIGURES = {
 
 
 def test_bench_hive_reports_every_figure_with_its_baseline(dsn: str, tmp_path: Path) -> None:
-    reason = hms_unavailable()
+    reason = unavailable()
     if reason:
         pytest.skip(f"Hive Metastore tests skipped: {reason}")
     figures = tmp_path / "hive.json"

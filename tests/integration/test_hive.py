@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from epipe import wiring
+from epipe.bench.hms_objects import thrift_client
 from epipe.fs.namespace import Namespace
 from epipe.hms.locations import LocationMap
 from epipe.hms.metastore import PARTITION, TABLE, HiveObject, Metastore
@@ -30,7 +31,6 @@ from tests.integration.hive_helpers import (
     create_database,
     create_table,
     snapshot,
-    thrift_client,
     unique_name,
     unique_prefix,
 )

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymetastore.hive_metastore import ttypes as hive
 
+from epipe.bench.hms_objects import thrift_client
 from epipe.db.embedded import EmbeddedPostgres
 from epipe.db.server import connect
 from epipe.errors import FsError
@@ -36,7 +37,6 @@ from tests.integration.hive_helpers import (
     create_database,
     create_table,
     snapshot,
-    thrift_client,
     unique_prefix,
 )
 from tests.integration.pipeline_helpers import KillablePipeline, epipe_command

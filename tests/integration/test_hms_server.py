@@ -14,19 +14,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from epipe.bench.hms_objects import thrift_client
 from epipe.cli import cli
 from epipe.errors import MetastoreError
+from epipe.hms.java import unavailable
 from epipe.hms.server import LocalMetastore, local_location_prefix, metastore_uri
 from epipe.settings import Settings
-from tests.conftest import HmsServer, hms_unavailable
+from tests.conftest import HmsServer
 from tests.integration.hive_helpers import create_database as create_in
-from tests.integration.hive_helpers import thrift_client
 from tests.integration.pipeline_helpers import epipe_command
 
 # One Java process at a time from this file: they are slow to start on a busy machine.
 pytestmark = [pytest.mark.xdist_group("hms"), pytest.mark.timeout(900)]
 
-_UNAVAILABLE = hms_unavailable()
+_UNAVAILABLE = unavailable()
 needs_java = pytest.mark.skipif(
     _UNAVAILABLE is not None, reason=f"no local metastore here: {_UNAVAILABLE}"
 )
