@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     hms_scan_interval: float = Field(
         default=2.0, gt=0, le=3600, description="seconds between scans of an idle metastore"
     )
+    hms_parallel: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="connections the hive consumer uses at once, each working on other tables",
+    )
     heartbeat_interval: float = Field(
         default=1.0, gt=0, le=60, description="seconds between heartbeats when idle"
     )

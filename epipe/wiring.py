@@ -161,7 +161,7 @@ def open_metastore(settings: Settings) -> Metastore:
         )
     from epipe.hms.metastore import Metastore
 
-    return Metastore(uri)
+    return Metastore(uri, parallel=settings.hms_parallel)
 
 
 def hive_locations(settings: Settings) -> LocationMap:

@@ -79,6 +79,7 @@ def run(
         "tables": tables,
         "partitions_per_table": partitions,
         "partitions": tables * partitions,
+        "parallel": settings.hms_parallel,
     }
     try:
         progress("starting a scratch metastore")

@@ -207,7 +207,7 @@ def _hive(ctx: Context, tables: int, partitions: int) -> dict[str, Any]:
     )
     click.echo(
         f"hive: 1 database, {r['tables']:,} tables, {r['partitions']:,} partitions in one "
-        "directory (local metastore, HMS 2.3 on Derby)"
+        f"directory (local metastore, HMS 2.3 on Derby; {r['parallel']} connections)"
     )
     click.echo(f"  {'':<44}{'measured s':>11}{'baseline s':>11}{'ratio':>8}{'goal':>7}")
     for label, key, baseline, ratio in (

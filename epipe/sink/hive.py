@@ -24,7 +24,7 @@ from epipe.fs.reader import NamespaceReader
 from epipe.hms import catalog
 from epipe.hms.catalog import Binding, Plan
 from epipe.hms.locations import LocationMap
-from epipe.hms.metastore import Metastore, MetastoreUnavailable
+from epipe.hms.metastore import TABLE, Metastore, MetastoreUnavailable
 from epipe.sink import Rejection, Unavailable
 
 log = logging.getLogger(__name__)
@@ -95,12 +95,16 @@ def reconcile(
     cause: Event | None = None,
     retry_refused: bool = False,
 ) -> list[Rejection]:
-    """Scan, plan, apply, record: the metastore follows the namespace. What HMS refused."""
-    scan = catalog.seen(metastore.scan(), locations)
+    """Scan, plan, apply, record: the metastore follows the namespace. What HMS refused.
+
+    Databases and tables are scanned first; the partitions of a table about to be dropped
+    whole are never listed (they go with it): an `rm -r` costs what its drops cost."""
     bindings = load_bindings(conn)
     if retry_refused:  # `epipe hive repair`: ask again what HMS refused before
         bindings = {k: Binding(b.key, b.kind, b.path, b.inode_id) for k, b in bindings.items()}
-    wanted = catalog.to_bind(scan, bindings)
+    tables = metastore.scan_tables()
+    top = catalog.seen(tables, locations)
+    wanted = catalog.to_bind(top, bindings)
 
     def read() -> tuple[dict[str, int], dict[int, str]]:
         resolved = resolve(conn, wanted)
@@ -108,6 +112,14 @@ def reconcile(
         return resolved, reader.paths(ids)
 
     resolved, current = reader.read_after(xids or set(), read)
+    doomed = {o.key for o in catalog.plan(top, bindings, resolved, current, locations).drop}
+    partitioned = [o for o in tables if o.kind == TABLE and o.key not in doomed]
+    scan = catalog.seen(tables + metastore.scan_partitions(partitioned), locations)
+    more = catalog.to_bind(scan, bindings) - wanted
+    if more:  # partitions not bound yet: read after the batch already, so no wait
+        found = resolve(conn, more)
+        resolved |= found
+        current |= reader.paths(set(found.values()) - current.keys())
     plan = catalog.plan(scan, bindings, resolved, current, locations)
     rejections = apply(metastore, plan, bindings, cause)
     save_bindings(conn, bindings, plan.bindings)

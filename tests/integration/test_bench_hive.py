@@ -17,6 +17,7 @@ FIGURES = {
     "tables",
     "partitions_per_table",
     "partitions",
+    "parallel",
     "rm_r_s",
     "baseline_drop_s",
     "rm_r_ratio",
@@ -39,7 +40,7 @@ def test_bench_hive_reports_every_figure_with_its_baseline(dsn: str, tmp_path: P
     result = CliRunner().invoke(
         cli,
         ["bench", "hive", "--tables", "2", "--partitions-per-table", "3", "--json", str(figures)],
-        env={"EPIPE_DSN": dsn, "EPIPE_HOME": str(tmp_path)},
+        env={"EPIPE_DSN": dsn, "EPIPE_HOME": str(tmp_path), "EPIPE_HMS_PARALLEL": "3"},
     )
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "hive: 1 database, 2 tables, 6 partitions in one directory" in result.stdout
@@ -48,6 +49,7 @@ def test_bench_hive_reports_every_figure_with_its_baseline(dsn: str, tmp_path: P
     data = json.loads(figures.read_text())
     assert set(data) == FIGURES
     assert (data["tables"], data["partitions_per_table"], data["partitions"]) == (2, 3, 6)
+    assert data["parallel"] == 3
     assert (data["rm_r_ratio_goal"], data["mv_ratio_goal"]) == (1.25, 2.0)
 
 
