@@ -100,12 +100,13 @@ class EmbeddedPostgres:
             self._ensure_database()
             return True
 
-    def stop(self) -> bool:
-        """Stop the server (fast shutdown); False if it was not running."""
+    def stop(self, *, immediate: bool = False) -> bool:
+        """Stop the server (fast shutdown; `immediate`: at once, as a crash, with recovery at
+        the next start); False if it was not running."""
         with self._lock():
             if self._running_pid() is None:
                 return False
-            self._pg_ctl("-m", "fast", "-w", "-t", "60", "stop")
+            self._pg_ctl("-m", "immediate" if immediate else "fast", "-w", "-t", "60", "stop")
             return True
 
     # -- internals -------------------------------------------------------------------------

@@ -294,6 +294,22 @@ def test_a_new_generation_replaces_the_old_one_atomically(
     assert store.current(writable=False).count() == 3
 
 
+def test_the_generation_a_rebuild_replaced_stays_for_whoever_still_writes_to_it(
+    store: IndexStore, index: SearchIndex
+) -> None:
+    """A rebuild beside a running consumer must not delete the index that consumer writes
+    to: the consumer finds its generation no longer current and stops writing to it."""
+    old = store.current_generation()
+    generation, fresh = store.new_generation()
+    fresh.upsert(CORPUS[:2])
+    fresh.commit()
+    fresh.close()
+    store.activate(generation)
+    assert store.current_generation() == generation != old
+    assert index.count() == len(CORPUS)  # the consumer's own generation, still whole
+    assert store.current(writable=False).count() == 2
+
+
 def test_a_reader_follows_every_swap(store: IndexStore, index: SearchIndex) -> None:
     reader = store.reader()
     assert reader.count() == len(CORPUS)
