@@ -34,23 +34,45 @@ soak: install ## the convergence property tests with 2,000 histories (long)
 	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py -s --basetemp="$$(mktemp -d /tmp/epipe-test-XXXXXX)"
 
 lint: install ## ruff (format check + lint) and mypy
-	$(BIN)/ruff format --check epipe search_api tests
-	$(BIN)/ruff check epipe search_api tests
+	$(BIN)/ruff format --check epipe search_api tests compose
+	$(BIN)/ruff check epipe search_api tests compose
 	$(BIN)/mypy
+	$(BIN)/mypy compose/healthcheck.py
 
 check: lint test ## everything CI should hold: lint, types, tests
 
 fmt: install ## format the code in place
-	$(BIN)/ruff format epipe search_api tests
-	$(BIN)/ruff check --fix epipe search_api tests
+	$(BIN)/ruff format epipe search_api tests compose
+	$(BIN)/ruff check --fix epipe search_api tests compose
 
 stop: install ## stop the demo's pipeline, the embedded PostgreSQL and the local metastore of EPIPE_HOME
 	@for p in serve run; do if [ -f "$(EPIPE_HOME)/$$p.pid" ]; then kill "$$(cat "$(EPIPE_HOME)/$$p.pid")" 2>/dev/null; rm -f "$(EPIPE_HOME)/$$p.pid"; sleep 1; fi; done
 	$(BIN)/epipe db stop
 	@env -u EPIPE_HMS_URI $(BIN)/epipe hms stop >/dev/null
 
+# The scale-out stack of compose/ (Docker Engine with the compose plugin; compose/README.md).
+# SOURCE picks the profile that captures the changes: postgres (the built-in tailer) or debezium.
+SOURCE ?= postgres
+STACK_PROFILES := postgres,debezium
+COMPOSE := docker compose -f compose/docker-compose.yml
+define need_docker
+	@command -v docker >/dev/null 2>&1 || { echo "make $@: docker not found: the stack of compose/ needs Docker Engine and its compose plugin (make demo needs neither)" >&2; exit 1; }
+	@docker compose version >/dev/null 2>&1 || { echo "make $@: docker has no compose plugin ('docker compose'): install it" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make $@: no Docker engine answers: start it (or check DOCKER_HOST)" >&2; exit 1; }
+endef
+
+up: ## start the scale-out stack of compose/ in Docker (SOURCE=debezium: Debezium as the source)
+	@case "$(SOURCE)" in postgres|debezium) ;; *) echo "make up: SOURCE must be postgres or debezium, not '$(SOURCE)'" >&2; exit 1;; esac
+	$(need_docker)
+	COMPOSE_PROFILES=$(SOURCE) $(COMPOSE) up -d --build
+	@echo "started (source: $(SOURCE)); watch it with: $(COMPOSE) ps"
+
+down: ## stop and remove the stack of make up (its volumes are kept)
+	$(need_docker)
+	COMPOSE_PROFILES=$(STACK_PROFILES) $(COMPOSE) down
+
 clean: ## remove the venv, caches and the demo's EPIPE_HOME
 	-$(MAKE) --no-print-directory stop 2>/dev/null
 	rm -rf $(VENV) .epipe .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-.PHONY: help install demo test soak lint check fmt stop clean
+.PHONY: help install demo test soak lint check fmt stop up down clean

@@ -62,6 +62,19 @@ class Settings(BaseSettings):
         description="key that signs search cursors (>= 32 characters); unset: a random one "
         "kept in EPIPE_HOME/cursor-secret",
     )
+    instance: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        description="the name of this file system outside epipe: OpenLineage datasets and jobs "
+        "are in the namespace epipe://INSTANCE; unset: DATABASE-SYSTEMID of the metadata "
+        "database (current_database() and its system identifier)",
+    )
+    openlineage_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="base URL of an OpenLineage server (events go to URL/api/v1/lineage); "
+        "set: `epipe run` also runs the openlineage consumer",
+    )
     hms_scan_interval: float = Field(
         default=2.0, gt=0, le=3600, description="seconds between scans of an idle metastore"
     )
@@ -73,6 +86,11 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(
         default=1.0, gt=0, le=60, description="seconds between heartbeats when idle"
+    )
+    provenance: Literal["on", "off"] = Field(
+        default="on",
+        description="whether namespace operations write their provenance row (prov_ops): "
+        "the session setting epipe.provenance of every connection epipe opens",
     )
     api_max_waits: int = Field(
         default=100,

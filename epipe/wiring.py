@@ -129,6 +129,25 @@ def _hive_sink(settings: Settings, dsn: str) -> Sink:
     )
 
 
+def _provenance_sink(settings: Settings, dsn: str) -> Sink:
+    from epipe.sink.provenance import ProvenanceSink
+
+    return ProvenanceSink(_connector(dsn))
+
+
+def _openlineage_sink(settings: Settings, dsn: str) -> Sink:
+    if not settings.openlineage_url:
+        raise ConfigError(
+            "the openlineage consumer needs EPIPE_OPENLINEAGE_URL (the base URL of an "
+            "OpenLineage server, e.g. http://marquez:5000)"
+        )
+    from epipe.sink.openlineage import HttpEndpoint, OpenLineageSink
+
+    return OpenLineageSink(
+        _connector(dsn), HttpEndpoint(settings.openlineage_url), instance=settings.instance
+    )
+
+
 CONSUMERS: dict[str, Registered] = {
     entry.name: entry
     for entry in (
@@ -138,6 +157,18 @@ CONSUMERS: dict[str, Registered] = {
             "keeps the Hive metastore's databases, tables and partitions at their directories",
             _hive_sink,
             enabled=lambda settings: metastore_uri(settings) is not None,
+        ),
+        Registered(
+            "provenance",
+            "keeps the lineage graph (apps, the files they read and wrote) from the operation log",
+            _provenance_sink,
+        ),
+        Registered(
+            "openlineage",
+            "posts each app's run (what it read and wrote) to the OpenLineage server at "
+            "EPIPE_OPENLINEAGE_URL",
+            _openlineage_sink,
+            enabled=lambda settings: settings.openlineage_url is not None,
         ),
     )
 }

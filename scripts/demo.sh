@@ -81,6 +81,34 @@ token=$(epipe fs mv /Projects/demo/validation "$ROOT/val" --user alice)
 epipe wait --token "$token" > /dev/null
 show epipe verify
 
+MODEL=/Projects/demo/models/detector.pb
+say "Provenance: an app reads 1,000 images and writes a model"
+if epipe fs stat "$MODEL" > /dev/null 2>&1; then
+  echo "$MODEL exists already"
+else
+  epipe fs mkdir -p /Projects/demo/models --user alice > /dev/null
+  epipe search --under "$ROOT/train" --type file --sort path --limit 1000 --json |
+    python -c 'import json, sys; print("\n".join(h["path"] for h in json.load(sys.stdin)["hits"]))' > "$tmp"
+  printf '$ epipe fs cat --user alice --app train-001 <%s images>\n' "$(wc -l < "$tmp")"
+  xargs epipe fs cat --user alice --app train-001 < "$tmp" > /dev/null
+  printf '$ epipe fs put %s --size 52428800 --user alice --app train-001\n' "$MODEL"
+  token=$(epipe fs put "$MODEL" --size 52428800 --user alice --app train-001)
+  epipe wait --token "$token" > /dev/null
+fi
+show_head epipe lineage "$MODEL"
+printf '$ epipe lineage %s --json | (count the nodes)\n' "$MODEL"
+epipe lineage "$MODEL" --json | python -c 'import collections, json, sys
+g = json.load(sys.stdin)
+print(dict(collections.Counter(n.get("artifact") or n["type"] for n in g["nodes"])))'
+show_head epipe prov app train-001
+say "A move of the image folder keeps the lineage (nodes are inodes)"
+token=$(epipe fs mv "$ROOT/train" /Projects/demo/training --user alice)
+epipe wait --token "$token" > /dev/null
+show_head epipe lineage "$MODEL"
+token=$(epipe fs mv /Projects/demo/training "$ROOT/train" --user alice)
+epipe wait --token "$token" > /dev/null
+show_head epipe prov history "$MODEL"
+
 if [ "$hive" = yes ]; then
   say "Hive: a database and a table partitioned by session, registered by a Thrift client"
   prefix="file:$(cd "$home" && pwd)/hms/fs"
@@ -142,6 +170,9 @@ else
   as alice -G "$api/v1/search" --data-urlencode 'xattr=notes.unicorn=2' \
     -d "after=$put" -d wait_ms=5000
   as alice -G "$api/v1/search" --data-urlencode 'xattr=labels.objects.bicycle>>3'
+  as alice -G "$api/v1/lineage" --data-urlencode "path=$MODEL" -d depth=1
+  as bob -G "$api/v1/lineage" --data-urlencode "path=$MODEL"  # bob sees none of it
+  as alice "$api/v1/provenance/apps/train-001"
   as alice -X DELETE "$api/v1/files/xattrs?name=notes&path=$first"
 fi
 
@@ -158,6 +189,9 @@ What to try (the venv is in .venv: source .venv/bin/activate, or prefix .venv/bi
   epipe project add-member demo bob --role reader
   epipe load mix --ops 20000 --clients 4
   psql "\$(epipe db url)" -c 'SELECT op, count(*) FROM prov_ops GROUP BY op'   # any psql client
+  epipe lineage $ROOT/train/<session>/<image> --direction downstream
+  epipe prov history /Projects/demo/models/detector.pb --json
+  epipe prov export --openlineage --out lineage.jsonl
   epipe status         # positions, lag, dead letters
   epipe hive ls        # the Hive metastore's objects and their directories (with Java)
   curl -H "Authorization: Bearer \$(epipe token create alice | tail -1)" '$api/v1/search?q=snow&limit=3'

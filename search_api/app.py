@@ -16,7 +16,7 @@ from epipe.settings import Settings, load_settings
 from epipe.wiring import open_index_store
 from search_api import problems
 from search_api.middleware import BodyLimit, Measure
-from search_api.routes import files, ops, search
+from search_api.routes import files, ops, provenance, search
 from search_api.services import Services
 from search_api.waits import PositionFeed
 
@@ -51,6 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_waits_per_caller=settings.api_max_waits_per_caller,
         )
         services.waits = waits
+        provenance_waits = PositionFeed(
+            services.provenance_positions,
+            max_waits=settings.api_max_waits,
+            max_waits_per_caller=settings.api_max_waits_per_caller,
+            view="provenance graph",
+        )
+        services.provenance_waits = provenance_waits
         registry = CollectorRegistry()
         registry.register(ops.PipelineCollector(services))
         services.registry = registry
@@ -66,11 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
         )
         waiting = Gauge("epipe_api_waits", "read-your-writes waits in progress", registry=registry)
-        waiting.set_function(lambda: waits.waiting)
+        waiting.set_function(lambda: waits.waiting + provenance_waits.waiting)
         try:
             yield
         finally:
             await waits.close()
+            await provenance_waits.close()
             pool.close()
 
     # No trailing-slash redirects: Starlette builds them from the Host header.
@@ -84,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(search.router)
     app.include_router(files.router)
+    app.include_router(provenance.router)
     app.include_router(ops.router)
 
     def metrics() -> tuple[Any, Any] | None:

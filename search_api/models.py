@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from epipe.prov.artifacts import KINDS
 from epipe.search.query import MAX_LIMIT, Sort
 
 
@@ -29,6 +30,12 @@ class SearchRequest(BaseModel):
     )
     type: Literal["file", "dir"] | None = Field(None, examples=["file"])
     ext: str | None = Field(None, max_length=255, examples=["jpg"])
+    artifact: str | None = Field(
+        None,
+        max_length=32,
+        description=f"artifact kind from the name: {', '.join(KINDS)} (docs/provenance.md)",
+        examples=["model"],
+    )
     owner: str | None = Field(None, max_length=32, examples=["alice"])
     size_min: int | None = Field(None, ge=0, lt=2**63, examples=[100000])
     size_max: int | None = Field(None, ge=0, lt=2**63)
@@ -106,3 +113,64 @@ class ListResponse(BaseModel):
     path: str
     entries: list[FileEntry]
     next_cursor: str | None
+
+
+class ProvenanceOp(BaseModel):
+    at: datetime
+    user: str | None = Field(examples=["alice"])
+    app_id: str | None = Field(examples=["train-001"])
+    op: Literal["create", "mkdir", "read", "write", "move", "delete", "setxattr", "rmxattr"]
+    name: str = Field(description="the entry's name after the operation")
+    detail: dict[str, Any] | None = Field(
+        examples=[{"size": 1024}], description="size written, a move's old name, xattr named"
+    )
+
+
+class FileHistory(BaseModel):
+    path: str
+    ops: list[ProvenanceOp]
+    next_offset: int | None = Field(
+        description="pass as offset for the next page; null on the last"
+    )
+
+
+class FileNode(BaseModel):
+    id: str = Field(examples=["file:4711"])
+    type: Literal["file"]
+    path: str
+    artifact: str | None = Field(examples=["model"], description="model, dataset, notebook, image")
+    deleted: bool
+
+
+class AppNode(BaseModel):
+    id: str = Field(examples=["app:train-001"])
+    type: Literal["app"]
+    app_id: str
+
+
+class LineageEdge(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", examples=["file:4711"])
+    to: str = Field(examples=["app:train-001"])
+    op: Literal["read", "wrote"]
+
+
+class LineageGraph(BaseModel):
+    root: str
+    nodes: list[FileNode | AppNode]
+    edges: list[LineageEdge]
+    truncated: bool = Field(description="true when the graph was cut at 1,000 nodes")
+
+
+class FootprintFile(FileNode):
+    count: int = Field(description="operations of this kind by the app on the file")
+    first_at: datetime
+    last_at: datetime
+    ops: list[str] = Field(examples=[["read"]])
+
+
+class AppFootprint(BaseModel):
+    app_id: str
+    inputs: list[FootprintFile]
+    outputs: list[FootprintFile]

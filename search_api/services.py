@@ -19,6 +19,8 @@ from epipe.settings import Settings
 from search_api.problems import Problem
 from search_api.waits import PositionFeed
 
+PROVENANCE = "provenance"  # the consumer provenance queries read after (epipe/wiring.py)
+
 
 @dataclass
 class Services:
@@ -27,6 +29,7 @@ class Services:
     index: SearchIndex  # follows rebuilds: IndexStore.reader()
     registry: CollectorRegistry | None = None
     waits: PositionFeed | None = None  # read-your-writes: set by the app's lifespan
+    provenance_waits: PositionFeed | None = None  # the same, for provenance queries
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -37,6 +40,11 @@ class Services:
         """The applied positions of the consumers serving search (blocking)."""
         with self.connection() as conn:
             return PipelineStore.on(conn).positions(serving_search=True)
+
+    def provenance_positions(self) -> list[ConsumerPosition]:
+        """The applied position of the provenance consumer, when it has ever run (blocking)."""
+        with self.connection() as conn:
+            return [p for p in PipelineStore.on(conn).positions() if p.name == PROVENANCE]
 
 
 def services(request: Request) -> Services:

@@ -16,8 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from starlette.requests import Request
 
 from epipe.lsn import lsn_to_str
@@ -28,6 +29,21 @@ from search_api.problems import Problem
 MAX_WAIT_MS = 30_000  # the largest `wait_ms` a request may ask for (a larger one is a 400)
 POLL_SECONDS = 0.01  # how often the feed reads the positions while anyone waits
 RETRY_AFTER_SECONDS = 1
+
+# The read-your-writes parameters of every read that can wait for a token.
+After = Annotated[
+    str | None,
+    Query(
+        description="read your writes: answer only once the consumers behind this answer "
+        "have applied this token",
+        examples=["0/1B5FCD0"],
+        max_length=32,
+    ),
+]
+WaitMs = Annotated[
+    int,
+    Query(ge=0, le=MAX_WAIT_MS, description="how long to wait for `after`, in milliseconds"),
+]
 log = logging.getLogger("search_api")
 
 
@@ -49,8 +65,10 @@ class PositionFeed:
         max_waits: int,
         max_waits_per_caller: int,
         poll_seconds: float = POLL_SECONDS,
+        view: str = "index",
     ) -> None:
         self._read = read  # blocking: runs in a thread
+        self.view = view  # what the consumers keep, for the 409's words
         self.max_waits = max_waits
         self.max_waits_per_caller = max_waits_per_caller
         self._poll_seconds = poll_seconds
@@ -98,7 +116,7 @@ class PositionFeed:
                 if serving and not behind:
                     return  # positions only move forward: an old reading proves it too
                 if fresh and (not serving or time.monotonic() >= deadline):
-                    raise _too_late(token, serving)
+                    raise _too_late(self.view, token, serving)
             elif fresh:
                 raise Problem(503, "the metadata database does not answer")
             self._start_polling()
@@ -152,16 +170,19 @@ def _wake(waker: asyncio.Future[None]) -> None:
         waker.set_result(None)
 
 
-def _too_late(token: int, serving: list[ConsumerPosition]) -> Problem:
+def _too_late(view: str, token: int, serving: list[ConsumerPosition]) -> Problem:
     if not serving:
-        return Problem(409, "no index consumer is running", token=lsn_to_str(token), lag=[])
+        return Problem(409, f"no {view} consumer is running", token=lsn_to_str(token), lag=[])
     lag = [
         Lag(p.name, p.applied_lsn, token - p.applied_lsn, p.lag_seconds).as_json()
         for p in serving
         if p.applied_lsn < token
     ]
     return Problem(
-        409, f"the index has not applied {lsn_to_str(token)} yet", token=lsn_to_str(token), lag=lag
+        409,
+        f"the {view} has not applied {lsn_to_str(token)} yet",
+        token=lsn_to_str(token),
+        lag=lag,
     )
 
 

@@ -61,6 +61,15 @@ def dsn(pg_server: EmbeddedPostgres) -> Iterator[str]:
     drop_database(pg_server, name)
 
 
+def fresh_database(server: EmbeddedPostgres, name: str) -> str:
+    """A migrated database `name` of its own for a module (one a failed run left is replaced);
+    its DSN. `drop_database` removes it."""
+    with connect(server.dsn) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    return _dsn_for(server, name)
+
+
 def drop_database(server: EmbeddedPostgres, name: str) -> None:
     """Drop a test database and the replication slots a test left on it."""
     with connect(server.dsn) as conn:

@@ -55,6 +55,11 @@ class Subscription(Protocol):
         """(lsn, committed_at) up to which every event polled so far reaches: once they are
         applied, every change before that position is applied. None until known."""
 
+    def parts(self) -> tuple[dict[str, tuple[int, str]], frozenset[str]]:
+        """Where this member of its group is on each part of the stream it holds (the
+        position of the last event polled there), and every part the group reads: the group
+        has applied a position once every part has reached it."""
+
     def fail(self, error: BaseException) -> None:
         """Give up: the consumer cannot apply what it polled."""
 

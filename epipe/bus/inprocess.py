@@ -87,6 +87,9 @@ class InProcessSubscription:
     def position(self) -> tuple[int, str] | None:
         return self._position
 
+    def parts(self) -> tuple[dict[str, tuple[int, str]], frozenset[str]]:
+        return ({} if self._position is None else {"": self._position}), frozenset({""})
+
     def commit(self) -> None:
         with self._cond:
             self.committed = self._polled

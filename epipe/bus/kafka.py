@@ -175,9 +175,30 @@ class KafkaSubscription:
             return None
         return min(self._positions[p] for p in assigned)
 
+    def parts(self) -> tuple[dict[str, tuple[int, str]], frozenset[str]]:
+        """Positions per partition held now, and every partition of the topics read. A
+        partition this member no longer holds is left to its new owner."""
+        with map_exceptions("Kafka metadata"):
+            assigned = self._consumer.assignment()
+            every = frozenset(
+                _part(topic, p)
+                for topic in self._consumer.subscription() or ()
+                for p in self._consumer.partitions_for_topic(topic) or ()
+            )
+        held = {
+            _part(tp.topic, tp.partition): self._positions[tp]
+            for tp in assigned
+            if tp in self._positions
+        }
+        return held, every
+
     def fail(self, error: BaseException) -> None:
         pass  # nothing to release: uncommitted offsets are read again by the next member
 
     def close(self) -> None:
         with map_exceptions("closing the Kafka consumer"):
             self._consumer.close(autocommit=False)
+
+
+def _part(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from epipe.cli import accounts, bench, db, fs, hive, hms, index, load, pipeline
+from epipe.cli import accounts, bench, db, fs, hive, hms, index, load, pipeline, prov
 from epipe.cli.context import Context
 from epipe.errors import EpipeError
 from epipe.pipeline.supervisor import CONNECTION_ERRORS, describe
@@ -57,6 +57,8 @@ cli.add_command(index.search)
 cli.add_command(index.reindex)
 cli.add_command(index.verify)
 cli.add_command(hive.hive)
+cli.add_command(prov.lineage)
+cli.add_command(prov.prov)
 cli.add_command(index.serve)
 cli.add_command(bench.bench)
 

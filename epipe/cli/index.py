@@ -17,6 +17,7 @@ from epipe.index.rebuild import rebuild
 from epipe.index.verify import verify as verify_index
 from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.rebuilds import RebuildRequests
+from epipe.prov.artifacts import KINDS
 from epipe.search.query import SORTS, SearchQuery, parse_predicate
 from epipe.source.slot import slot_state
 from epipe.wiring import hive_locations, metastore_uri, open_index_store, open_metastore
@@ -25,6 +26,7 @@ pass_context = click.make_pass_decorator(Context)
 UNSERVED_SECONDS = 30  # a running pipeline takes a request between two batches
 if TYPE_CHECKING:
     from epipe.hms.verify import HiveDrift
+    from epipe.prov.verify import GraphDrift
 
 DRIFT, CANNOT_CHECK = 1, 2  # exit codes of `epipe verify`
 CONSUMER_FRESH_SECONDS = 10  # an idle consumer reports at each heartbeat (1 s by default)
@@ -41,6 +43,12 @@ CONSUMER_FRESH_SECONDS = 10  # an idle consumer reports at each heartbeat (1 s b
 )
 @click.option("--type", "kind", type=click.Choice(["file", "dir"]), default=None)
 @click.option("--ext", default=None, help="file extension, e.g. jpg")
+@click.option(
+    "--artifact",
+    type=click.Choice(KINDS),
+    default=None,
+    help="artifact kind from the name (docs/provenance.md)",
+)
 @click.option("--owner", default=None)
 @click.option("--size-min", type=click.IntRange(min=0), default=None)
 @click.option("--size-max", type=click.IntRange(min=0), default=None)
@@ -57,6 +65,7 @@ def search(
     predicates: tuple[str, ...],
     kind: str | None,
     ext: str | None,
+    artifact: str | None,
     owner: str | None,
     size_min: int | None,
     size_max: int | None,
@@ -72,6 +81,7 @@ def search(
         under=under,
         type=kind,  # type: ignore[arg-type]
         ext=ext,
+        artifact=artifact,
         owner=owner,
         size_min=size_min,
         size_max=size_max,
@@ -248,11 +258,12 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
         raise SystemExit(CANNOT_CHECK) from None
     summary = drift.summary()
     hive = _verify_hive(ctx, timeout)
+    graph = _verify_provenance(ctx, timeout)
     if as_json:
         echo_json(
             {
                 **summary,
-                "drift": bool(drift) or bool(hive),
+                "drift": bool(drift) or bool(hive) or bool(graph),
                 "sample": {
                     k: sorted(getattr(drift, k))[:20] for k in ("missing", "extra", "stale")
                 },
@@ -269,6 +280,7 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
                         }
                     }
                 ),
+                **({} if graph is None else {"provenance": graph.as_json()}),
             }
         )
     else:
@@ -292,7 +304,17 @@ def verify(ctx: Context, timeout: float, as_json: bool) -> None:
                 f"{counts['stale']}, kept {counts['kept']}: "
                 f"{'DRIFT (`epipe hive repair`)' if hive else 'metastore agrees'}"
             )
-    if drift or hive:
+        if graph is not None:
+            for name in ("missing", "extra", "stale"):
+                for kind, keys in getattr(graph, name).items():
+                    if keys:
+                        click.echo(f"lineage  {name} {kind}: {', '.join(sorted(keys)[:5])}")
+            sizes = ", ".join(f"{n:,} {kind}" for kind, n in graph.checked.items())
+            click.echo(
+                f"lineage  {sizes}: "
+                f"{'DRIFT' if graph else 'the graph equals a rebuild from the log'}"
+            )
+    if drift or hive or graph:
         raise SystemExit(DRIFT)
 
 
@@ -319,6 +341,20 @@ def _verify_hive(ctx: Context, timeout: float) -> HiveDrift | None:
         raise SystemExit(CANNOT_CHECK) from None
     finally:
         metastore.close()
+
+
+def _verify_provenance(ctx: Context, timeout: float) -> GraphDrift | None:
+    """The lineage graph's drift from a rebuild, when a provenance consumer made one."""
+    from epipe.prov import verify as prov_verify
+
+    conn = ctx.connection()
+    if not prov_verify.held(conn):
+        return None
+    drift = prov_verify.compare(conn)
+    if drift:  # changes may have raced the comparison: look again
+        _catch_up(ctx, timeout)
+        drift = prov_verify.compare(conn)
+    return drift
 
 
 def _catch_up(ctx: Context, timeout: float) -> None:

@@ -5,7 +5,10 @@ An external server is checked before use; each problem is one line naming the fi
 
 from __future__ import annotations
 
+import re
+
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import set_json_loads
 
 from epipe import jsonvalue
@@ -15,6 +18,7 @@ from epipe.settings import Settings
 
 set_json_loads(jsonvalue.load)  # orjson (several times faster), and never an error
 
+_PROVENANCE_OPTION = re.compile(r"(-c\s*|--)epipe\.provenance=\S*")
 MIN_SERVER_VERSION = 140000  # pgoutput protocol v2 (streaming of large transactions)
 
 
@@ -83,8 +87,15 @@ def database_dsn(settings: Settings, *, start: bool = True) -> str:
         problems = check_server(dsn)
         if problems:
             raise DatabaseError("\n".join(problems))
-        return dsn
+        return with_provenance(dsn, settings.provenance)
     server = EmbeddedPostgres(settings.home)
     if start:
         server.start()
-    return server.dsn
+    return with_provenance(server.dsn, settings.provenance)
+
+
+def with_provenance(dsn: str, provenance: str) -> str:
+    """`dsn` whose sessions record provenance (`on`) or not (`off`): the session setting
+    `epipe.provenance` that `fs_record` reads (migration 0012), added to the DSN's options."""
+    options = _PROVENANCE_OPTION.sub("", str(conninfo_to_dict(dsn).get("options") or ""))
+    return make_conninfo(dsn, options=f"{options.strip()} -c epipe.provenance={provenance}".strip())

@@ -130,7 +130,7 @@ class Namespace:
         for attempt in range(_RETRIES):
             try:
                 row = self._conn.execute(f"SELECT {call}", params).fetchone()
-                lsn = self._conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+                lsn = self._conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))  # lost a lock race: retry
                 continue

@@ -1,13 +1,15 @@
 """The search document of an inode: built from its current row, pure.
 
-    {id, parent_id, name, path, ancestors, kind, ext, size, mode, owner, group, project,
-     mtime, ctime, xattrs, version} (+ skipped)
+    {id, parent_id, name, path, ancestors, kind, ext, artifact, size, mode, owner, group,
+     project, mtime, ctime, xattrs, version} (+ skipped)
 
 `ancestors` (ids of every directory above, root first) make subtree search one term query
 and keep working after renames of the ancestors' names (ids never change); a directory move
-rewrites the moved subtree's documents. `xattrs` maps display names (`labels`,
-`user.system.acl`, `system.acl`) to the JSON values; the engines index them by namespace
-(`indexed_annotations`), so no user key reaches a system attribute's path. Annotations the
+rewrites the moved subtree's documents. `artifact` is the entry's artifact kind, from its
+own name (epipe.prov.artifacts.classify): a rename rewrites the document, and so the kind.
+`xattrs` maps display names (`labels`, `user.system.acl`, `system.acl`) to the JSON values;
+the engines index them by namespace (`indexed_annotations`), so no user key reaches a system
+attribute's path. Annotations the
 index cannot hold (more than MAX_ANNOTATION_VALUES leaf values, nested deeper than MAX_DEPTH,
 a part epipe could not read as a value) are left out, named in `skipped`, and reported with
 the reason.
@@ -24,6 +26,7 @@ import orjson
 from epipe import jsonvalue
 from epipe.fs.reader import path_of
 from epipe.fs.xattrs import MAX_DEPTH, split_name
+from epipe.prov.artifacts import classify
 
 
 class Document(TypedDict):
@@ -36,6 +39,7 @@ class Document(TypedDict):
     ancestors: list[int]  # ids of the directories above, root first
     kind: Literal["file", "dir"]
     ext: str  # lower-case extension of a file's name, '' if none
+    artifact: str | None  # model, dataset, …: epipe.prov.artifacts.KINDS; None if none
     size: int
     mode: int
     owner: str
@@ -130,6 +134,7 @@ def build(
         "ancestors": ancestors,
         "kind": row["kind"],
         "ext": extension(row["name"], row["kind"]),
+        "artifact": classify(row["name"], directory=row["kind"] == "dir"),
         "size": row["size"],
         "mode": row["mode"],
         "owner": row["owner"],

@@ -5,8 +5,10 @@ older than what the index holds is refused by Elasticsearch and ignored here, so
 concurrent consumers converge; deletes carry their LSN too, so a stale write within
 `index.gc_deletes` cannot resurrect a document. Generations are indices `epipe-files-<n>`
 behind the alias `epipe-files`, swapped atomically after a rebuild. Annotations become typed
-key/value pairs (`attrs`): the mapping never grows with user keys. Free text scores by field
-boosts alone (boolean similarity), never BM25, whose statistics span every project.
+key/value pairs (`attrs`): the mapping never grows with user keys. Free text is split into
+the words of epipe.search.words by the template's analyzer `epipe_words` (as tantivy splits
+it) and scores by field boosts alone (boolean similarity), never BM25, whose statistics span
+every project.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ TEMPLATE = "epipe-files"
 SORT_FIELDS = {"name": "name.raw", "path": "path", "size": "size", "mtime": "mtime"}
 # Free text: every word in some field (cross_fields, operator and), scoring the boost of the
 # best field holding it (tie_breaker 0). The template gives these fields the boolean
-# similarity, which scores a term its boost and reads no statistics (epipe.index.scoring).
+# similarity, which scores a term its boost and reads no statistics (epipe.index.scoring),
+# and the analyzer ANALYZER, which makes the words of epipe.search.words of their text; the
+# query names it too, so the words of q are those of the documents (and the fields one
+# group for cross_fields) on any index: one made by an older template, without it, fails.
+ANALYZER = "epipe_words"
 TEXT_FIELDS = [
     f"name^{scoring.NAME}",
     f"path.text^{scoring.PATH}",
@@ -55,6 +61,21 @@ def map_exceptions(action: str) -> Iterator[None]:
         yield
     except (ApiError, TransportError) as exc:
         raise EngineError(f"cannot {action}: {exc}") from None
+
+
+@contextmanager
+def analyzer_required(index: str) -> Iterator[None]:
+    """A free-text search fails on an index made by a template before version 5, which has
+    no ANALYZER, with an error naming it: say what to do instead."""
+    try:
+        yield
+    except ApiError as exc:
+        if ANALYZER not in str(exc):
+            raise
+        raise EngineError(
+            f"cannot search the index {index}: it has no analyzer {ANALYZER} (made by an "
+            f"Elasticsearch template before version 5): run `epipe reindex` ({exc})"
+        ) from None
 
 
 def attrs(xattrs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -258,7 +279,7 @@ class ElasticsearchIndex:
         extra: dict[str, Any] = {}
         if query.after is not None:
             extra["search_after"] = list(query.after)
-        with map_exceptions(f"search the index {self.name}"):
+        with map_exceptions(f"search the index {self.name}"), analyzer_required(self.name):
             compiled = self._compile(query)
             if compiled is None:
                 return Page([], 0)
@@ -324,6 +345,7 @@ class ElasticsearchIndex:
                         "type": "cross_fields",
                         "tie_breaker": 0.0,
                         "fields": TEXT_FIELDS,
+                        "analyzer": ANALYZER,
                     }
                 }
             )
@@ -337,7 +359,12 @@ class ElasticsearchIndex:
             if not found["hits"]["hits"]:
                 return None
             filters.append({"term": {"ancestors": found["hits"]["hits"][0]["_source"]["id"]}})
-        for field, value in (("kind", query.type), ("ext", query.ext), ("owner", query.owner)):
+        for field, value in (
+            ("kind", query.type),
+            ("ext", query.ext),
+            ("artifact", query.artifact),
+            ("owner", query.owner),
+        ):
             if value is not None:
                 filters.append({"term": {field: value.lower() if field == "ext" else value}})
         if query.size_min is not None or query.size_max is not None:

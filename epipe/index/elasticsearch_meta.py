@@ -21,6 +21,7 @@ _FIELDS: dict[str, Callable[[Document], list[Any]]] = {
     "size": lambda doc: [doc["size"]],
     "kind": lambda doc: [doc["kind"]],
     "ext": lambda doc: [doc["ext"]],
+    "artifact": lambda doc: [] if doc["artifact"] is None else [doc["artifact"]],
     "owner": lambda doc: [doc["owner"]],
     "group": lambda doc: [doc["group"]],
     "project": lambda doc: [] if doc["project"] is None else [doc["project"]],

@@ -86,10 +86,10 @@ class Consumer:
         self.dead_letters += rejected
         self.subscription.commit()
         position = self.subscription.position()
-        if position is not None:
-            if isinstance(self.sink, Positioned):  # the view first: it may be ahead, not behind
-                self.sink.applied(position[0])
-            self.store.record_position(self.name, *position)
+        if position is not None and isinstance(self.sink, Positioned):
+            self.sink.applied(position[0])  # the view first: it may be ahead, not behind
+        held, parts = self.subscription.parts()
+        self.store.record_parts(self.name, held, parts)
         self.store.add_counts(self.name, len(events), len(events) - rejected)
         self.applied += len(events)
         return len(events)

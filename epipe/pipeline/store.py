@@ -6,6 +6,7 @@ autocommit connection.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,17 +72,50 @@ class PipelineStore:
         )
 
     def record_position(self, consumer: str, lsn: int, committed_at: str | None) -> None:
-        """The consumer has applied everything up to `lsn` (never moves backwards)."""
-        self._conn.execute(
-            """INSERT INTO epipe_consumers AS c (name, applied_lsn, committed_at, updated_at)
-               VALUES (%s, %s::pg_lsn, %s, now())
-               ON CONFLICT (name) DO UPDATE SET
-                   applied_lsn = greatest(c.applied_lsn, EXCLUDED.applied_lsn),
-                   committed_at = CASE WHEN EXCLUDED.applied_lsn >= c.applied_lsn
-                                       THEN EXCLUDED.committed_at ELSE c.committed_at END,
-                   updated_at = now()""",
-            [consumer, lsn_to_str(lsn), committed_at],
-        )
+        """The consumer (a group of one part) has applied everything up to `lsn`."""
+        self.record_parts(consumer, {"": (lsn, committed_at)}, frozenset({""}))
+
+    def record_parts(
+        self,
+        consumer: str,
+        held: Mapping[str, tuple[int, str | None]],
+        parts: frozenset[str],
+    ) -> None:
+        """A member of the group `consumer` has applied everything of each part of `held` up
+        to its position; the group's position becomes the least over all its `parts` (none
+        while a part has no position yet). In one transaction; positions never move back.
+        Two members recording at once each see the other's last committed parts: the group's
+        position is then too low for a moment, never too high."""
+        with self._conn.transaction():
+            if held:
+                with self._conn.cursor() as cur:
+                    cur.executemany(
+                        """INSERT INTO epipe_consumer_parts AS p
+                               (consumer, part, applied_lsn, committed_at)
+                           VALUES (%s, %s, %s::pg_lsn, %s)
+                           ON CONFLICT (consumer, part) DO UPDATE SET
+                               applied_lsn = greatest(p.applied_lsn, EXCLUDED.applied_lsn),
+                               committed_at = CASE WHEN EXCLUDED.applied_lsn >= p.applied_lsn
+                                                   THEN EXCLUDED.committed_at
+                                                   ELSE p.committed_at END,
+                               updated_at = now()""",
+                        [(consumer, part, lsn_to_str(lsn), at) for part, (lsn, at) in held.items()],
+                    )
+            self._conn.execute(
+                """INSERT INTO epipe_consumers AS c (name, applied_lsn, committed_at, updated_at)
+                   SELECT %(name)s, least.applied_lsn, least.committed_at, now()
+                   FROM (SELECT coalesce(p.applied_lsn, '0/0') AS applied_lsn, p.committed_at
+                         FROM unnest(%(parts)s::text[]) AS e (part)
+                         LEFT JOIN epipe_consumer_parts p
+                                ON p.consumer = %(name)s AND p.part = e.part
+                         ORDER BY p.applied_lsn NULLS FIRST LIMIT 1) AS least
+                   ON CONFLICT (name) DO UPDATE SET
+                       applied_lsn = greatest(c.applied_lsn, EXCLUDED.applied_lsn),
+                       committed_at = CASE WHEN EXCLUDED.applied_lsn >= c.applied_lsn
+                                           THEN EXCLUDED.committed_at ELSE c.committed_at END,
+                       updated_at = now()""",
+                {"name": consumer, "parts": sorted(parts)},
+            )
 
     def set_problem(self, consumer: str, problem: str | None) -> None:
         """Why `consumer` waits (None: it does not)."""
@@ -111,6 +145,7 @@ class PipelineStore:
         ]
 
     def forget(self, consumer: str) -> bool:
+        self._conn.execute("DELETE FROM epipe_consumer_parts WHERE consumer = %s", [consumer])
         cur = self._conn.execute("DELETE FROM epipe_consumers WHERE name = %s", [consumer])
         return cur.rowcount > 0
 

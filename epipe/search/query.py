@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from epipe.errors import EpipeError
+from epipe.prov.artifacts import KINDS
+from epipe.search.words import MAX_WORD_BYTES, words
 
 Operator = Literal["=", "!=", ">", ">=", "<", "<=", "exists"]
 Sort = Literal["score", "name", "-name", "path", "-path", "size", "-size", "mtime", "-mtime"]
@@ -67,10 +69,11 @@ class Predicate:
 
 @dataclass(frozen=True)
 class SearchQuery:
-    text: str | None = None
+    text: str | None = None  # free text: every word (epipe.search.words) must match
     under: str | None = None
     type: Literal["file", "dir"] | None = None
     ext: str | None = None
+    artifact: str | None = None  # one of epipe.prov.artifacts.KINDS
     owner: str | None = None
     size_min: int | None = None
     size_max: int | None = None
@@ -89,6 +92,12 @@ class SearchQuery:
         return self.sort if self.sort != "score" or self.text else "path"
 
     def __post_init__(self) -> None:
+        if self.text is not None and not words(self.text):  # blank, or no letter or digit
+            raise QueryError(
+                "q",
+                "has no searchable words (a word is a run of letters or digits, shorter "
+                f"than {MAX_WORD_BYTES} bytes); leave q out to match every file",
+            )
         if not 1 <= self.limit <= MAX_LIMIT:
             raise QueryError("limit", f"must be between 1 and {MAX_LIMIT}, got {self.limit}")
         if self.sort not in SORTS:
@@ -99,6 +108,10 @@ class SearchQuery:
                 raise QueryError(name, "must be >= 0")
         if self.type not in (None, "file", "dir"):
             raise QueryError("type", "must be file or dir")
+        if self.artifact is not None and self.artifact not in KINDS:
+            raise QueryError(
+                "artifact", f"must be one of {', '.join(KINDS)}; got {self.artifact!r}"
+            )
         for name in ("modified_after", "modified_before"):  # a time without a zone is UTC
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:

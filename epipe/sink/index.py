@@ -76,7 +76,11 @@ class IndexSink:
         except IndexBusy as busy:
             if busy.role == REINDEX:  # an EngineError: the pipeline tries again, and waits
                 raise EngineError(f"{busy}: waiting for it to finish") from None
-            raise EpipeError(f"{busy}: one pipeline writes to an index") from None
+            raise EpipeError(
+                f"{busy}: the embedded (tantivy) index has a single writer, so one index "
+                "consumer; to scale indexing, use Elasticsearch (EPIPE_INDEX=elasticsearch), "
+                "where any number of `epipe consume index` share the work"
+            ) from None
         try:
             self._conn = connect()
             self._identity = database_identity(self._conn)

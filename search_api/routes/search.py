@@ -22,22 +22,9 @@ from search_api.cursors import CursorSigner, signer
 from search_api.models import SearchHit, SearchParams, SearchRequest, SearchResponse
 from search_api.problems import Problem, responses
 from search_api.services import CallerDep, Services, ServicesDep
-from search_api.waits import MAX_WAIT_MS, unless_gone
+from search_api.waits import After, WaitMs, unless_gone
 
 router = APIRouter(prefix="/v1", tags=["search"])
-After = Annotated[
-    str | None,
-    Query(
-        description="read your writes: answer only once every "
-        "index consumer has applied this token",
-        examples=["0/1B5FCD0"],
-        max_length=32,
-    ),
-]
-WaitMs = Annotated[
-    int,
-    Query(ge=0, le=MAX_WAIT_MS, description="how long to wait for `after`, in milliseconds"),
-]
 Signer = Annotated[CursorSigner, Depends(signer)]
 EXAMPLE = {
     "q": "rain",
@@ -116,6 +103,7 @@ async def run(
         under=None if searched is scope.OUTSIDE else searched,
         type=request.type,
         ext=request.ext,
+        artifact=request.artifact,
         owner=request.owner,
         size_min=request.size_min,
         size_max=request.size_max,

@@ -169,6 +169,8 @@ def test_malformed_requests_are_400_naming_the_part(world: World) -> None:
         ({"cursor": "garbage"}, "cursor"),
         ({"under": "relative/path"}, "relative/path"),
         ({"q": "   "}, "q"),
+        ({"q": ""}, "q"),
+        ({"q": "-_./"}, "q"),
     ]
     for params, part in cases:
         response = world.get("alice", "/v1/search", **params)

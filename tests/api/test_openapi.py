@@ -38,6 +38,19 @@ REQUESTS: list[tuple[str, str, str | None, dict[str, Any], Any]] = [
     ("GET", "/v1/files/list", None, {"path": "/"}, None),
     ("GET", "/v1/files/list", "alice", {"path": "/Projects", "limit": 0}, None),
     ("GET", "/v1/files/list", "alice", {"path": "/Projects/bikes"}, None),
+    ("GET", "/v1/lineage", None, {"path": FILE}, None),
+    ("GET", "/v1/lineage", "alice", {"path": FILE, "depth": 0}, None),
+    ("GET", "/v1/lineage", "alice", {"path": FILE}, None),  # no app touched it: in no lineage
+    ("GET", "/v1/lineage", "alice", {"path": FILE, "after": "FFFFFFFF/0"}, None),
+    ("GET", "/v1/provenance/files", None, {"path": FILE}, None),
+    ("GET", "/v1/provenance/files", "alice", {"path": FILE, "limit": 0}, None),
+    ("GET", "/v1/provenance/files", "alice", {"path": FILE}, None),
+    ("GET", "/v1/provenance/files", "bob", {"path": FILE}, None),
+    ("GET", "/v1/provenance/files", "alice", {"path": FILE, "after": "FFFFFFFF/0"}, None),
+    ("GET", "/v1/provenance/apps/{app_id}", None, {}, None),
+    ("GET", "/v1/provenance/apps/{app_id}", "alice", {"after": "0/0/0"}, None),
+    ("GET", "/v1/provenance/apps/{app_id}", "alice", {}, None),
+    ("GET", "/v1/provenance/apps/{app_id}", "alice", {"after": "FFFFFFFF/0"}, None),
     ("GET", "/v1/status", None, {}, None),
     ("GET", "/v1/status", "alice", {}, None),
     ("GET", "/healthz", None, {}, None),
@@ -78,7 +91,8 @@ def test_documented_statuses_are_those_the_routes_give(world: World) -> None:
         headers = {"Authorization": f"Bearer {world.tokens[user]}"} if user else {}
         headers["Content-Type"] = "application/json"
         content = None if body is None else body if isinstance(body, str) else json.dumps(body)
-        answer = world.client.request(method, route, params=query, headers=headers, content=content)
+        url = route.replace("{app_id}", "setup")
+        answer = world.client.request(method, url, params=query, headers=headers, content=content)
         given[(method, route)].add(answer.status_code)
         if answer.status_code >= 400:
             assert answer.headers["content-type"] == "application/problem+json", route
@@ -86,3 +100,14 @@ def test_documented_statuses_are_those_the_routes_give(world: World) -> None:
     for operation, statuses in given.items():
         assert statuses <= documented[operation], operation
         assert documented[operation] & PROBLEMS == statuses & PROBLEMS, operation
+
+
+def test_the_search_documents_the_artifact_filter_with_its_kinds(world: World) -> None:
+    spec = world.client.get("/openapi.json").json()
+    (parameter,) = [
+        p for p in spec["paths"]["/v1/search"]["get"]["parameters"] if p["name"] == "artifact"
+    ]
+    assert parameter["in"] == "query"
+    assert "model, dataset, notebook, image" in parameter["description"]
+    body = spec["components"]["schemas"]["SearchRequest"]["properties"]
+    assert body["artifact"]["description"] == parameter["description"]

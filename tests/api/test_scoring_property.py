@@ -31,7 +31,7 @@ from epipe.index.rebuild import rebuild
 from epipe.settings import Settings
 from epipe.wiring import open_index_store
 from search_api import create_app
-from tests.conftest import TEMPLATE, _dsn_for, drop_database
+from tests.conftest import _dsn_for, drop_database, fresh_database
 
 WORDS = ("red", "blue", "rain", "snow", "car", "bike", "codename")
 CALLER = "reader"
@@ -83,9 +83,7 @@ def world(
         for generation in store._generations():
             store.client.indices.delete(index=generation)
     name = "scoring"
-    with connect(pg_server.dsn) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    fresh_database(pg_server, name)
     home = tmp_path_factory.mktemp("scoring")
     dsn = _dsn_for(pg_server, name)
     settings = Settings(dsn=dsn, home=Path(home), **engine)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import pytest
 
 from epipe.index.document import Document, build
 from epipe.index.engine import IndexStore, SearchIndex
-from epipe.search.query import SearchQuery, parse_predicate
+from epipe.search.query import QueryError, SearchQuery, parse_predicate
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _names = itertools.count()
@@ -154,6 +154,68 @@ def test_free_text_matches_every_word_in_name_path_or_annotations(index: SearchI
     assert ids(index, text="nothing-like-this") == []
 
 
+def test_names_paths_and_annotations_are_found_by_their_words(index: SearchIndex) -> None:
+    """A word is a run of letters or digits (epipe.search.words): `.`, `_`, `-`, `/` and
+    any other character separate words; case changes and letter-digit changes do not."""
+    index.upsert(
+        [
+            node(60, "/Projects/weather", [1, 2], "dir"),
+            node(61, "/Projects/weather/rain-day.jpg", [1, 2, 60]),
+            node(62, "/Projects/weather/RainyDay.png", [1, 2, 60]),
+            node(63, "/Projects/weather/frame_0001.jpg", [1, 2, 60]),
+            node(64, "/Projects/weather/2024_raw.v2", [1, 2, 60], "dir"),
+            node(65, "/Projects/weather/2024_raw.v2/x.tif", [1, 2, 60, 64]),
+            node(66, "/Projects/weather/y.tif", [1, 2, 60], xattrs={"author": "john.smith"}),
+        ]
+    )
+    index.commit()
+    found: dict[str, set[int]] = {
+        "rain": {5, 9, 61},  # "heavy rain" (annotation), rain.txt, rain-day.jpg
+        "txt": {9},
+        "rain.txt": {9},
+        "RAIN.TXT": {9},
+        "day": {61},
+        "rain-day": {61},
+        "rain day jpg": {61},
+        "rainyday": {62},
+        "RainyDay.png": {62},
+        "rainy": set(),  # one word: RainyDay
+        "frame": {63},
+        "0001": {63},
+        "frame_0001": {63},
+        "001": set(),  # whole words, as written (not as numbers, nor their parts)
+        "raw": {64, 65},  # the directory's name, and a directory above the file
+        "2024 v2 tif": {65},
+        "smith": {66},
+        "john.smith": {66},
+        "weather/2024_raw.v2/x.tif": {65},
+    }
+    assert {q: set(ids(index, text=q)) for q in found} == found
+    assert scores(index, text="raw") == [(64, 3.0), (65, 2.0)]  # the name, then the path
+
+
+def test_a_word_of_40_bytes_or_more_is_neither_indexed_nor_searched(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            node(70, f"/Projects/cars/{'k' * 39}.bin", [1, 2, 3]),
+            node(71, f"/Projects/cars/{'m' * 40}.bin", [1, 2, 3]),
+        ]
+    )
+    index.commit()
+    assert ids(index, text="k" * 39) == [70]
+    assert set(ids(index, text="bin")) == {70, 71}
+    assert set(ids(index, text=f"bin {'m' * 40}")) == {70, 71}  # the long word is left out
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\n", "...", "-_/.", "m" * 40])
+def test_a_q_without_words_is_the_same_query_error_on_every_engine(
+    index: SearchIndex, text: str
+) -> None:
+    with pytest.raises(QueryError, match="q: has no searchable words") as caught:
+        index.search(SearchQuery(text=text))
+    assert caught.value.part == "q"
+
+
 def scores(index: SearchIndex, **query: Any) -> list[tuple[int, float | None]]:
     page = index.search(SearchQuery(sort="score", **query))
     return [(hit.doc["id"], hit.score) for hit in page.hits]
@@ -234,6 +296,41 @@ def test_filters(index: SearchIndex) -> None:
     ) == {6, 7}
     assert set(ids(index, projects=frozenset({"bikes"}))) == {8, 9}
     assert ids(index, projects=frozenset()) == []
+
+
+def test_artifact_kinds_filter_exactly_and_with_the_rest_of_the_query(
+    index: SearchIndex,
+) -> None:
+    index.upsert(
+        [
+            node(50, "/Projects/cars/models", [1, 2, 3], "dir"),
+            node(51, "/Projects/cars/models/resnet.PB", [1, 2, 3, 50]),
+            node(52, "/Projects/cars/models/saved_model", [1, 2, 3, 50], "dir"),
+            node(53, "/Projects/cars/train.csv", [1, 2, 3]),
+            node(54, "/Projects/cars/images", [1, 2, 3], "dir"),
+            node(55, "/Projects/bikes/bikes.onnx", [1, 2, 8]),
+            node(56, "/Projects/bikes/notes.ipynb", [1, 2, 8]),
+            node(57, "/Projects/bikes/model.txt", [1, 2, 8]),  # a model by its words only
+        ]
+    )
+    index.commit()
+    held = {i: doc["artifact"] for i, doc in index.get([51, 54, 57]).items()}
+    assert held == {51: "model", 54: "dataset", 57: None}
+    assert set(ids(index, artifact="model")) == {51, 52, 55}
+    assert set(ids(index, artifact="dataset")) == {53, 54}
+    assert ids(index, artifact="notebook") == [56]
+    assert set(ids(index, artifact="image")) == {5, 6, 7}
+    assert set(ids(index, artifact="model", type="file")) == {51, 55}
+    assert set(ids(index, artifact="model", under="/Projects/cars")) == {51, 52}
+    assert ids(index, artifact="model", projects=frozenset({"bikes"})) == [55]
+    assert ids(index, artifact="model", projects=frozenset()) == []
+    assert ids(index, artifact="model", text="resnet") == [51]
+    assert ids(index, artifact="model", text="txt") == []
+    # a rename that changes the kind: the newer document holds the new one only
+    index.upsert([node(53, "/Projects/cars/train.pb", [1, 2, 3], version=2)])
+    index.commit()
+    assert set(ids(index, artifact="model")) == {51, 52, 53, 55}
+    assert ids(index, artifact="dataset") == [54]
 
 
 @pytest.mark.parametrize(

@@ -204,10 +204,12 @@ class KillablePipeline:
             self.running = False
             self.kills += 1
 
-    def settle(self) -> None:
+    def settle(self, token: str | None = None) -> None:
+        """Until every consumer has applied `token` (default: the WAL written so far)."""
         if not self.running:
             self.start()
-        _, lagging = pipeline_status.wait(self.conn, self.slot, None, timeout=120)
+        target = None if token is None else lsn_from_str(token)
+        _, lagging = pipeline_status.wait(self.conn, self.slot, target, timeout=120)
         assert not lagging, (lagging, self.process.log.read_text()[-2000:])
 
     def stop(self) -> None:

@@ -32,7 +32,7 @@ from epipe.index.document import Document
 from epipe.index.rebuild import rebuild
 from epipe.index.tantivy import TantivyStore
 from epipe.index.verify import same
-from tests.conftest import TEMPLATE, _dsn_for, drop_database
+from tests.conftest import _dsn_for, drop_database, fresh_database
 from tests.integration.pipeline_helpers import KillablePipeline
 
 EXAMPLES = int(os.environ.get("EPIPE_CONVERGENCE_EXAMPLES", "60"))
@@ -88,9 +88,7 @@ class World(KillablePipeline):
 @pytest.fixture(scope="module")
 def world(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     name = "convergence"
-    with connect(pg_server.dsn) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    fresh_database(pg_server, name)
     shared = World(_dsn_for(pg_server, name), tmp_path_factory.mktemp("convergence"))
     shared.start()
     yield shared

@@ -31,7 +31,7 @@ from epipe.errors import FsError
 from epipe.fs.namespace import Namespace
 from epipe.fs.reader import NamespaceReader
 from epipe.hms.locations import LocationMap
-from tests.conftest import TEMPLATE, _dsn_for, drop_database
+from tests.conftest import _dsn_for, drop_database, fresh_database
 from tests.integration.hive_helpers import (
     add_partitions,
     create_database,
@@ -80,9 +80,7 @@ def world(
     hms_server: tuple[str, str],
 ) -> Iterator[World]:
     name = "hive_convergence"
-    with connect(pg_server.dsn) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    fresh_database(pg_server, name)
     shared = World(_dsn_for(pg_server, name), tmp_path_factory.mktemp("hive"), hms_server[0])
     shared.start()
     yield shared

@@ -54,6 +54,28 @@ def test_rm_r_and_mv_of_directories_reach_every_descendant(
         assert not verify(conn, store.current(writable=False))
 
 
+def test_a_rename_that_changes_the_suffix_changes_the_artifact_kind(
+    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
+) -> None:
+    store = TantivyStore(tmp_path / "index")
+
+    def kinds(artifact: str) -> set[str]:
+        page = store.current(writable=False).search(SearchQuery(artifact=artifact))
+        return {hit.doc["path"] for hit in page.hits}
+
+    with running(dsn, tmp_path, consumers=[index_consumer(dsn, tmp_path / "index")]) as pipeline:
+        pipeline.backfilled(conn)
+        ns.mkdir("/p/run", parents=True)
+        pipeline.wait(conn, ns.put("/p/run/a.csv").token)
+        assert (kinds("dataset"), kinds("model")) == ({"/p/run/a.csv"}, set())
+        pipeline.wait(conn, ns.mv("/p/run/a.csv", "/p/run/a.pb").token)
+        assert (kinds("dataset"), kinds("model")) == (set(), {"/p/run/a.pb"})
+        # a directory renamed into a kind, its files keeping theirs under the new path
+        pipeline.wait(conn, ns.mv("/p/run", "/p/run.parquet").token)
+        assert (kinds("dataset"), kinds("model")) == ({"/p/run.parquet"}, {"/p/run.parquet/a.pb"})
+        assert not verify(conn, store.current(writable=False))  # what a rebuild would make
+
+
 def test_an_annotation_too_large_to_index_is_dead_lettered_and_the_rest_goes_on(
     dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
 ) -> None:

@@ -31,7 +31,7 @@ from epipe.index.tantivy import TantivyStore
 from epipe.index.verify import verify
 from epipe.pipeline import status as pipeline_status
 from epipe.search.query import SearchQuery
-from tests.conftest import TEMPLATE, _dsn_for, drop_database
+from tests.conftest import _dsn_for, drop_database, fresh_database
 from tests.integration.helpers import older_row
 from tests.integration.pipeline_helpers import PipelineProcess, new_slot
 from tests.json_texts import json_texts, xattr_names
@@ -77,9 +77,7 @@ class World:
 @pytest.fixture
 def world(pg_server: EmbeddedPostgres, tmp_path: Path) -> Iterator[World]:
     name = "poison"
-    with connect(pg_server.dsn) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    fresh_database(pg_server, name)
     shared = World(_dsn_for(pg_server, name), tmp_path)
     shared.ns.put("/sentinel.jpg")
     shared.ns.setxattr("/sentinel.jpg", "labels", {"camera": "front"})

@@ -1,7 +1,9 @@
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
+from epipe.db.server import with_provenance
 from epipe.errors import ConfigError
 from epipe.settings import load_settings
 
@@ -63,3 +65,41 @@ def test_the_metastore_uri_must_be_a_thrift_uri(
     assert settings.hms_uri == "thrift://hms:9083"
     assert settings.hms_port == 9083
     assert settings.hms_location_prefix is None
+
+
+def test_an_openlineage_url_must_be_http_and_an_instance_a_plain_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EPIPE_OPENLINEAGE_URL", "http://marquez:5000")
+    monkeypatch.setenv("EPIPE_INSTANCE", "lab-fs.eu:1")
+    settings = load_settings()
+    assert (settings.openlineage_url, settings.instance) == ("http://marquez:5000", "lab-fs.eu:1")
+    for name, value in (("EPIPE_OPENLINEAGE_URL", "marquez:5000"), ("EPIPE_INSTANCE", "a/b")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError) as caught:
+            load_settings()
+        assert str(caught.value).startswith(name)
+        monkeypatch.delenv(name)
+
+
+def test_provenance_is_on_unless_set_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EPIPE_PROVENANCE", raising=False)
+    assert load_settings().provenance == "on"
+    monkeypatch.setenv("EPIPE_PROVENANCE", "off")
+    assert load_settings().provenance == "off"
+    monkeypatch.setenv("EPIPE_PROVENANCE", "maybe")
+    with pytest.raises(ConfigError, match=r"^EPIPE_PROVENANCE: .*'on' or 'off'.*'maybe'"):
+        load_settings()
+
+
+def test_the_provenance_setting_goes_into_the_dsn_options_once() -> None:
+    dsn = "host=/run/pg port=5432 user=epipe dbname=epipe options='-c work_mem=8MB'"
+    off = with_provenance(with_provenance(dsn, "on"), "off")
+    assert conninfo_to_dict(off)["options"] == "-c work_mem=8MB -c epipe.provenance=off"
+    url = with_provenance("postgresql://u:pw@db/meta", "on")
+    assert conninfo_to_dict(url) == {
+        "user": "u", "password": "pw", "host": "db", "dbname": "meta",
+        "options": "-c epipe.provenance=on",
+    }  # fmt: skip

@@ -43,7 +43,12 @@ def compile_query(
             return None
         ids = searcher.fast_field_values("id", [directory.hits[0][1]])
         filters.append(q.term_query(schema, "ancestors", ids[0]))
-    for field, value in (("kind", query.type), ("ext", query.ext), ("owner", query.owner)):
+    for field, value in (
+        ("kind", query.type),
+        ("ext", query.ext),
+        ("artifact", query.artifact),
+        ("owner", query.owner),
+    ):
         if value is not None:
             filters.append(q.term_query(schema, field, value.lower() if field == "ext" else value))
     if query.size_min is not None or query.size_max is not None:

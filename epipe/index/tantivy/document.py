@@ -23,6 +23,8 @@ def to_tantivy(doc: Document) -> tantivy.Document:
     out.add_text("path", doc["path"])
     out.add_text("kind", doc["kind"])
     out.add_text("ext", doc["ext"])
+    if doc["artifact"] is not None:
+        out.add_text("artifact", doc["artifact"])
     out.add_text("owner", doc["owner"])
     out.add_text("group", doc["group"])
     if doc["project"] is not None:

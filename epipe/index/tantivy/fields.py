@@ -4,8 +4,8 @@ the document (for `epipe verify`: the stored JSON alone says nothing about them)
 Per chunk of documents (`within`: a set of ids), in a few searches:
 - fast columns (sorts, size and time ranges): one search ordered by the field gives each
   document's value as the sort key;
-- terms (kind, ext, owner, group, project, ancestors, annotations): one search per distinct
-  value in the chunk; the documents it finds must be exactly those that hold the value;
+- terms (kind, ext, artifact, owner, group, project, ancestors, annotations): one search per
+  distinct value in the chunk; the documents it finds must be exactly those that hold the value;
 - path: one search for the chunk's paths must find every document of the chunk;
 - annotations' fast columns (`exists`, numeric ranges): per distinct key, `exists` must find
   exactly the documents with a value there; per distinct number, a range [n, n] exactly
@@ -38,7 +38,7 @@ _FAST: dict[str, Callable[[Document], Any]] = {
     "name_sort": lambda doc: doc["name"],
 }
 JSON_DEPTH = 20  # tantivy indexes no part of a JSON value nested deeper than this
-_TERMS = ("kind", "ext", "owner", "group", "project")
+_TERMS = ("kind", "ext", "artifact", "owner", "group", "project")
 
 
 def differing(

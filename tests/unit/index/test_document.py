@@ -27,6 +27,7 @@ from epipe.index.document import (
 )
 from epipe.index.elasticsearch import attrs, body, document
 from epipe.jsonvalue import BEYOND_DOUBLE, JsonText, load
+from epipe.prov.artifacts import KINDS
 from tests.json_texts import json_texts, nested
 
 ROOT = Path(__file__).parents[3]
@@ -79,6 +80,31 @@ def test_the_root_and_directories() -> None:
     assert (root["path"], root["name"], root["ext"], root["project"]) == ("/", "/", "", None)
     jsonschema.validate(root, DOC_SCHEMA)
     assert build(row(name="a.b", kind="dir"), ["", "a.b"], [1], None, 1)[0]["ext"] == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "artifact"),
+    [
+        ("model.PB", "file", "model"),
+        ("train.csv", "file", "dataset"),
+        ("frame_0001.JPG", "file", "image"),
+        ("readme.txt", "file", None),
+        ("images", "dir", "dataset"),
+        ("events.parquet", "dir", "dataset"),
+        ("model.pb", "dir", None),  # a directory is classified by the directory rules
+        ("", "dir", None),  # the root
+    ],
+)
+def test_a_document_carries_the_artifact_kind_of_its_name(
+    name: str, kind: str, artifact: str | None
+) -> None:
+    doc, _ = build(row(name=name, kind=kind), ["", name], [1], None, 1)
+    assert doc["artifact"] == artifact
+    jsonschema.validate(doc, DOC_SCHEMA)
+
+
+def test_the_schema_names_every_artifact_kind() -> None:
+    assert DOC_SCHEMA["properties"]["artifact"]["enum"] == [*KINDS, None]
 
 
 @pytest.mark.parametrize(

@@ -73,12 +73,20 @@ def test_malformed_predicates_name_the_offending_part(text: str, message: str | 
         ({"sort": "random"}, "sort"),
         ({"size_min": -1}, "size_min"),
         ({"type": "link"}, "type"),
+        ({"artifact": "weights"}, "artifact"),
+        ({"artifact": "Model"}, "artifact"),  # kinds are exact, as the index holds them
     ],
 )
 def test_query_limits(fields: dict[str, object], part: str) -> None:
     with pytest.raises(QueryError) as caught:
         SearchQuery(**fields)  # type: ignore[arg-type]
     assert caught.value.part == part
+
+
+def test_an_unknown_artifact_kind_is_named_with_the_known_ones() -> None:
+    with pytest.raises(QueryError, match=r"artifact: must be one of model, dataset, .*; got 'x'"):
+        SearchQuery(artifact="x")
+    assert SearchQuery(artifact="model").artifact == "model"
 
 
 @pytest.mark.parametrize(

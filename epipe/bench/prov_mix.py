@@ -1,0 +1,133 @@
+"""What recording provenance costs the file system: `load mix` with provenance and without,
+interleaved, for `epipe bench prov`.
+
+Each client process of a round holds two connections to the same database, one recording
+provenance and one not (the session setting `epipe.provenance`, as EPIPE_PROVENANCE sets
+it), and runs the mix's operations (epipe/load/mix.py: Spotify's proportions, a client
+model of its own subtree) in batches of `BATCH`, alternating the connection from batch to
+batch and timing each. So both modes run in the same processes, on the same tree, at
+moments a fraction of a second apart: the load of other processes on this machine and the
+database's own drift (table growth, autovacuum, checkpoints) fall on both alike. Clients
+start with opposite modes. A round's figure for a mode is its operations over the time its
+batches took, summed over the clients.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from epipe.db.server import connect, with_provenance
+from epipe.errors import FsError
+from epipe.fs.model import Actor
+from epipe.fs.namespace import Namespace
+from epipe.load.mix import SPOTIFY_MIX, _perform, _setup
+
+MODES = ("on", "off")
+BATCH = 50  # operations in a row on one connection
+APPS = {"on": "bench-mix-on", "off": "bench-mix-off"}  # log rows tell the modes apart
+
+
+def capture_cost(
+    conn: psycopg.Connection,
+    dsn: str,
+    mix_ops: int,
+    rounds: int,
+    clients: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """`rounds` rounds of `mix_ops` operations in each mode; the median round and the spread."""
+    per_round: list[dict[str, float]] = []
+    errors = 0
+    for r in range(rounds):
+        speed, round_errors = _round(dsn, mix_ops, clients, seed=r)
+        errors += round_errors
+        overhead = 1 - speed["on"] / speed["off"]
+        per_round.append({"on": speed["on"], "off": speed["off"], "overhead": overhead})
+        progress(
+            f"round {r + 1}/{rounds}: {speed['on']:,.0f} ops/s with provenance, "
+            f"{speed['off']:,.0f} without: overhead {overhead:.3f}"
+        )
+    rows: dict[str, int] = dict(
+        conn.execute(
+            "SELECT app_id, count(*) FROM prov_ops WHERE app_id = ANY(%s) GROUP BY app_id",
+            [list(APPS.values())],
+        ).fetchall()
+    )
+    overheads = [x["overhead"] for x in per_round]
+    return {
+        "ops_per_s_on": round(statistics.median(x["on"] for x in per_round)),
+        "ops_per_s_off": round(statistics.median(x["off"] for x in per_round)),
+        "overhead": round(statistics.median(overheads), 4),
+        "overhead_min": round(min(overheads), 4),
+        "overhead_max": round(max(overheads), 4),
+        "rounds": [
+            {"on": round(x["on"]), "off": round(x["off"]), "overhead": round(x["overhead"], 4)}
+            for x in per_round
+        ],
+        "mix_ops": mix_ops,
+        "mix_clients": clients,
+        "mix_batch": BATCH,
+        "mix_errors": errors,
+        # log rows per operation with provenance (stat and ls write none), and without it
+        "log_rows_per_op_on": round(rows.get(APPS["on"], 0) / (rounds * mix_ops), 3),
+        "log_rows_off": rows.get(APPS["off"], 0),
+    }
+
+
+@dataclass(frozen=True)
+class _Times:
+    """One client's share of a round."""
+
+    ops: dict[str, int]
+    seconds: dict[str, float]
+    errors: int
+
+
+def _round(dsn: str, mix_ops: int, clients: int, seed: int) -> tuple[dict[str, float], int]:
+    shares = [mix_ops // clients + (1 if i < mix_ops % clients else 0) for i in range(clients)]
+    context = multiprocessing.get_context("spawn")
+    dsns = {mode: with_provenance(dsn, mode) for mode in MODES}
+    with ProcessPoolExecutor(max_workers=clients, mp_context=context) as pool:
+        futures = [
+            pool.submit(_client, dsns, f"/bench/r{seed}/c{i}", 2 * share, seed * 1000 + i, i % 2)
+            for i, share in enumerate(shares)
+        ]
+        times = [f.result() for f in futures]
+    speed = {mode: sum(t.ops[mode] / t.seconds[mode] for t in times) for mode in MODES}
+    return speed, sum(t.errors for t in times)
+
+
+def _client(dsns: dict[str, str], base: str, ops: int, seed: int, first: int) -> _Times:
+    rng = random.Random(seed)
+    names, weights = zip(*SPOTIFY_MIX.items(), strict=True)
+    done = dict.fromkeys(MODES, 0)
+    seconds = dict.fromkeys(MODES, 0.0)
+    errors = 0
+    with connect(dsns["on"]) as on, connect(dsns["off"]) as off:
+        spaces = {
+            "on": Namespace(on, Actor("root", APPS["on"])),
+            "off": Namespace(off, Actor("root", APPS["off"])),
+        }
+        tree = _setup(Namespace(off, Actor("root", "bench-setup")), base)
+        sequence = rng.choices(names, weights, k=ops)
+        for b, start in enumerate(range(0, ops, BATCH)):
+            mode = MODES[(b + first) % 2]
+            batch = sequence[start : start + BATCH]
+            began = time.perf_counter()
+            for op in batch:
+                try:
+                    _perform(spaces[mode], tree, op, rng)
+                except FsError:
+                    errors += 1
+            seconds[mode] += time.perf_counter() - began
+            done[mode] += len(batch)
+    return _Times(done, seconds, errors)

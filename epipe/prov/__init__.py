@@ -1,0 +1,1 @@
+"""Provenance: the lineage graph kept from the file system's operation log."""
