@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from epipe.lsn import lsn_from_str
+
 INPUT, OUTPUT = "input", "output"
 # A move keeps lineage (nodes are inodes) and a deletion marks a node: neither is an edge.
 # Removing an annotation changes what the file says, not where it came from.
@@ -30,9 +32,10 @@ OPS = ("create", "mkdir", "read", "write", "move", "delete", "setxattr", "rmxatt
 
 
 class Op(NamedTuple):
-    """One row of the operation log (`prov_ops`)."""
+    """One row of the operation log (`prov_ops`), or a read not logged yet: its message's
+    WAL position `lsn` keys it until the provenance consumer writes it (migration 0015)."""
 
-    id: int
+    id: int | None
     at: datetime
     inode_id: int
     parent_id: int | None
@@ -40,14 +43,16 @@ class Op(NamedTuple):
     op: str
     app_id: str | None
     name: str
+    lsn: int | None = None
 
 
 def op_of(row: Mapping[str, Any]) -> Op:
     """A `prov.op` event's row as an `Op`; ValueError naming what is wrong."""
     try:
         at = row["at"]
+        lsn = row.get("lsn")
         op = Op(
-            id=int(row["id"]),
+            id=None if lsn is not None else int(row["id"]),
             at=at if isinstance(at, datetime) else datetime.fromisoformat(at),
             inode_id=int(row["inode_id"]),
             parent_id=None if row.get("parent_id") is None else int(row["parent_id"]),
@@ -55,14 +60,36 @@ def op_of(row: Mapping[str, Any]) -> Op:
             op=str(row["op"]),
             app_id=None if row.get("app_id") is None else str(row["app_id"]),
             name=str(row["name"]),
+            lsn=None if lsn is None else lsn_from_str(str(lsn)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed provenance operation {dict(row)!r}: {exc!r}") from None
     if op.at.tzinfo is None:
-        raise ValueError(f"provenance operation {op.id}: time {row['at']!r} has no time zone")
+        raise ValueError(
+            f"provenance operation {op.id or row.get('lsn')}: time {row['at']!r} has no time zone"
+        )
     if op.op not in OPS:
         raise ValueError(f"provenance operation {op.id}: unknown op {op.op!r}")
+    if op.lsn is not None:  # a message: not yet checked by the log's table
+        _check_message(op, str(row["lsn"]))
     return op
+
+
+def _check_message(op: Op, lsn: str) -> None:
+    """What the log (prov_ops) would refuse, refused before it is written, so one bad
+    message is a dead letter rather than a batch that cannot commit."""
+    where = f"provenance message at {lsn}"
+    if op.op != "read":
+        raise ValueError(f"{where}: only reads are messages, got {op.op!r}")
+    for name, value, bits in (("inode_id", op.inode_id, 63), ("user_id", op.user_id, 31)):
+        if not -(2**bits) <= value < 2**bits:
+            raise ValueError(f"{where}: {name} {value} is out of range")
+    if op.parent_id is not None and not -(2**63) <= op.parent_id < 2**63:
+        raise ValueError(f"{where}: parent_id {op.parent_id} is out of range")
+    if op.app_id is not None and not 1 <= len(op.app_id.encode(errors="replace")) <= 255:
+        raise ValueError(f"{where}: app id must be 1 to 255 bytes")
+    if "\x00" in op.name or "\x00" in (op.app_id or ""):
+        raise ValueError(f"{where}: a name or app id holds a NUL character")
 
 
 @dataclass

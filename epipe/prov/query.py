@@ -189,10 +189,11 @@ def _file(inode: int, path: str, artifact: str | None, deleted: bool) -> dict[st
 def history(
     conn: psycopg.Connection, path: str, scope: Scope, *, offset: int = 0, limit: int = 100
 ) -> dict[str, Any]:
-    """One page of the file's operations in log order, from the `offset`-th: who (user,
+    """One page of the file's operations in time order, from the `offset`-th: who (user,
     app) did what, when. The file at `path` now, else the last one deleted there; a file no
     app touched is looked up in the namespace. A page is counted within the file's own
-    history (not by the log's operation ids, which would tell how busy everyone else was)."""
+    history (not by the log's operation ids, which would tell how busy everyone else was).
+    Time, not id: a read is logged by the provenance consumer, after it happened."""
     path = normalise(path)
     if not scope.allows(path):
         raise FsError("ENOENT", path)
@@ -205,7 +206,7 @@ def history(
     rows = conn.execute(
         """SELECT o.at, u.name, o.app_id, o.op, o.name, o.detail
            FROM prov_ops o LEFT JOIN users u ON u.id = o.user_id
-           WHERE o.inode_id = %s ORDER BY o.id OFFSET %s LIMIT %s""",
+           WHERE o.inode_id = %s ORDER BY o.at, o.id OFFSET %s LIMIT %s""",
         [inode, offset, limit + 1],
     ).fetchall()
     ops = [

@@ -9,15 +9,16 @@ epipe/prov/graph.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 import psycopg
 
 from epipe.fs.model import KINDS
+from epipe.lsn import lsn_from_str, lsn_to_str
 from epipe.prov.artifacts import classify
-from epipe.prov.graph import Delta
+from epipe.prov.graph import Delta, Op
 from epipe.prov.snapshot import Snapshot
 
 
@@ -84,6 +85,32 @@ def places(conn: psycopg.Connection, ids: set[int]) -> dict[int, Place]:
         start: Place("/" + "/".join(names[1:]), list(chain[:-1]), KINDS[kind])
         for start, names, chain, kind in rows
     }
+
+
+def log_reads(conn: psycopg.Connection, ops: Sequence[Op]) -> set[int]:
+    """Write the reads of `ops` that came as messages into the log; the positions of those
+    it did not hold yet (a message delivered again is logged once)."""
+    reads = [op for op in ops if op.lsn is not None]
+    if not reads:
+        return set()
+    rows = conn.execute(
+        """INSERT INTO prov_ops (at, inode_id, parent_id, user_id, op, app_id, name, lsn)
+           SELECT * FROM unnest(%s::timestamptz[], %s::bigint[], %s::bigint[], %s::integer[],
+                                %s::text[], %s::text[], %s::text[], %s::pg_lsn[])
+           ON CONFLICT (lsn) WHERE lsn IS NOT NULL DO NOTHING
+           RETURNING lsn::text""",
+        [
+            [op.at for op in reads],
+            [op.inode_id for op in reads],
+            [op.parent_id for op in reads],
+            [op.user_id for op in reads],
+            [op.op for op in reads],
+            [op.app_id for op in reads],
+            [op.name for op in reads],
+            [lsn_to_str(op.lsn) for op in reads if op.lsn is not None],
+        ],
+    ).fetchall()
+    return {lsn_from_str(lsn) for (lsn,) in rows}
 
 
 def locate(

@@ -48,7 +48,10 @@ class ProvenanceSink:
                 self._rebuild = True
                 self._reach(event)
             return
-        if self._held is not None:
+        # A read's message (no transaction) is logged once by its own position, whatever
+        # the part or the last rebuild: never skipped here (migration 0015).
+        read = event.type == ev.PROV_OP and event.xid == 0
+        if self._held is not None and not read:
             if self._held.holds(event.part, event.position):
                 return  # applied before a crash: the graph holds it already
             if event.part == store.IN_PROCESS and self._held.parts:
@@ -61,7 +64,7 @@ class ProvenanceSink:
         if event.xid:
             self._xids.add(event.xid)
         if event.type == ev.PROV_OP:
-            if self._seen is not None and self._seen.saw(event.xid):
+            if not read and self._seen is not None and self._seen.saw(event.xid):
                 return  # the last rebuild read this operation from the log
             try:
                 self._ops.append(graph.op_of(event.data["op"]))
@@ -87,6 +90,9 @@ class ProvenanceSink:
                 at = max(self._reached.values(), default=None)
                 if at is None:
                     at = self._held.floor if self._held is not None else (0, 0)
+                # the batch's reads are logged first: the rebuild reads them from the log
+                with self._conn.transaction():
+                    store.log_reads(self._conn, self._ops)
                 self._seen = rebuild.rebuild(self._conn, at)
                 self._held = store.Held(at, {})
             elif self._reached:
@@ -102,11 +108,14 @@ class ProvenanceSink:
             self._reset()
 
     def _apply(self) -> None:
-        delta = graph.fold(self._ops)
+        touched = graph.fold(self._ops)  # reads logged before among them too: only located
         found, _ = self._reader.read_after(
-            self._xids, lambda: store.locate(self._conn, delta, self._moved)
+            self._xids, lambda: store.locate(self._conn, touched, self._moved)
         )
-        store.apply(self._conn, delta, found, self._moved, self._deleted, self._reached)
+        with self._conn.transaction():
+            fresh = store.log_reads(self._conn, self._ops)
+            delta = graph.fold(op for op in self._ops if op.lsn is None or op.lsn in fresh)
+            store.apply(self._conn, delta, found, self._moved, self._deleted, self._reached)
 
     def close(self) -> None:
         self._conn.close()

@@ -12,10 +12,13 @@ from struct import Struct
 from struct import error as StructError
 from typing import Any, NamedTuple
 
+import orjson
+
 from epipe import events as ev
 from epipe import jsonvalue
 from epipe.events import Event
 from epipe.fs.model import KINDS
+from epipe.lsn import lsn_to_str
 from epipe.source import pgoutput as pg
 
 _I16 = Struct(">h").unpack_from
@@ -23,6 +26,7 @@ _I32 = Struct(">i").unpack_from
 _U32 = Struct(">I").unpack_from
 
 CAPTURED = ("inodes", "xattrs", "prov_ops")
+READ = "epipe.prov.read"  # the prefix of a read's message (migration 0015)
 _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
 _MOVE_COLUMNS = ("parent_id", "name")
 
@@ -179,7 +183,37 @@ class Translator:
             return self._truncate(message)  # type: ignore[arg-type]
         elif kind is pg.Origin:
             self.origin = message.name  # type: ignore[union-attr]
-        return []  # Type and logical Message carry no row data
+        elif kind is pg.Message:
+            return self._message(message)  # type: ignore[arg-type]
+        return []  # Type carries no row data
+
+    def _message(self, message: pg.Message) -> list[Event]:
+        """A read, recorded as a non-transactional message: a `prov.op` event at the
+        message's own position, keyed by that position until it is logged. Content that is
+        not a read's goes on as it is: the provenance consumer dead-letters it."""
+        if message.transactional or message.prefix != READ:
+            return []
+        lsn = lsn_to_str(message.lsn)
+        try:
+            row = orjson.loads(message.content)
+        except orjson.JSONDecodeError as exc:
+            row = {"content": message.content.decode(errors="replace"), "error": str(exc)}
+        if not isinstance(row, dict):
+            row = {"content": row}
+        inode = row.get("inode_id")
+        at = row.get("at")
+        data = {"op": {**row, "id": None, "op": "read", "detail": None, "lsn": lsn}}
+        return [
+            Event(
+                ev.PROV_OP,
+                message.lsn,
+                0,
+                0,
+                at if isinstance(at, str) else "",
+                inode if isinstance(inode, int) and not isinstance(inode, bool) else None,
+                data,
+            )
+        ]
 
     def next_seq(self) -> int:
         seq = self._seq
@@ -241,7 +275,12 @@ class Translator:
         if table is None:
             return []
         row, _ = table.row(message.new)
-        return [self.created(table.name, row)]
+        return self._inserted(table.name, row)
+
+    def _inserted(self, table: str, row: dict[str, Any]) -> list[Event]:
+        if table == "prov_ops" and row.get("lsn") is not None:
+            return []  # a read the provenance consumer logged: its message was the event
+        return [self.created(table, row)]
 
     def created(self, table: str, row: dict[str, Any], snapshot: bool = False) -> Event:
         """The event of a row that appeared (an insert, or a row read by a backfill)."""
@@ -265,7 +304,7 @@ class Translator:
             if kind == 0x49:
                 if tag != 0x4E:
                     raise pg.DecodeError("insert without a new tuple")
-                return [self.created(table.name, table.parse(payload, 6)[0])]
+                return self._inserted(table.name, table.parse(payload, 6)[0])
             if kind == 0x44:
                 if tag not in (0x4B, 0x4F):
                     raise pg.DecodeError("delete without an old tuple")

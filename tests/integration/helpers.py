@@ -80,7 +80,7 @@ def slot_events(conn: psycopg.Connection, slot: str, publication: str) -> list[E
     """Consume a pgoutput slot through SQL and translate it: the ground truth of a history."""
     rows = conn.execute(
         "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
-        "'proto_version', '1', 'publication_names', %s)",
+        "'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
         [slot, publication],
     ).fetchall()
     translator = Translator()

@@ -53,7 +53,10 @@ class Model:
             x = data["xattr"]
             self.xattrs.pop((x["inode_id"], x["namespace"], x["name"]), None)
         elif event.type == ev.PROV_OP:
-            self.prov.add(data["op"]["id"])
+            # a read's message is a row only once the provenance consumer logs it: the
+            # model follows the rows changes write (reads: tests of that consumer)
+            if data["op"].get("lsn") is None:
+                self.prov.add(data["op"]["id"])
         elif event.type == ev.TABLE_TRUNCATED:
             tables: dict[str, dict[Any, Any] | set[int]] = {
                 "inodes": self.inodes,
@@ -81,7 +84,7 @@ class Model:
             "SELECT inode_id, namespace, name, value::text FROM xattrs"
         ):
             model.xattrs[(inode_id, namespace, name)] = json.loads(value)
-        model.prov = {row[0] for row in conn.execute("SELECT id FROM prov_ops")}
+        model.prov = {row[0] for row in conn.execute("SELECT id FROM prov_ops WHERE lsn IS NULL")}
         return model
 
     def differences(self, other: Model) -> list[str]:

@@ -253,3 +253,41 @@ def test_a_graph_fed_by_kafka_then_in_process_is_made_again_from_the_log(
     assert conn.execute("SELECT count FROM epipe_prov_edges WHERE role = 'input'").fetchone() == (
         1,
     )
+
+
+def test_reads_come_as_messages_logged_once_and_a_bad_one_is_a_dead_letter(
+    dsn: str, conn: psycopg.Connection, ns: Namespace, tmp_path: Path
+) -> None:
+    """A read writes no row (migration 0015): the consumer logs it from its message, in the
+    graph's transaction. A message that is not a read's goes to the dead letters; the
+    pipeline goes on."""
+    ns.mkdir("/p/raw", parents=True)
+    ns.put("/p/raw/a.csv", size=1)
+    inode = ns.stat("/p/raw/a.csv").id
+    train = Namespace(conn, Actor("root", "train-1"))
+    with running(dsn, tmp_path, consumers=[provenance(dsn)]) as pipeline:
+        logged_before = conn.execute("SELECT count(*) FROM prov_ops WHERE op = 'read'")
+        assert logged_before.fetchone() == (0,)
+        train.cat("/p/raw/a.csv")
+        assert conn.execute("SELECT count(*) FROM prov_ops WHERE op = 'read'").fetchone() == (0,)
+        conn.execute(
+            "SELECT pg_logical_emit_message(false, 'epipe.prov.read', %s)",
+            [f'{{"inode_id": {inode}, "name": "forged"}}'],
+        )
+        train.cat("/p/raw/a.csv")
+        pipeline.wait(conn, train.put("/p/m.pb", size=1).token)
+        reads = conn.execute(
+            "SELECT user_id, app_id, name, lsn IS NOT NULL FROM prov_ops WHERE op = 'read'"
+        ).fetchall()
+        assert reads == [(0, "train-1", "a.csv", True)] * 2
+        (reason,) = conn.execute(
+            "SELECT reason FROM epipe_dead_letters WHERE consumer = 'provenance'"
+        ).fetchone()  # type: ignore[misc]
+        assert "malformed provenance operation" in reason and "KeyError('at')" in reason
+        assert edges(conn) == {
+            ("train-1", "input", "/p/raw/a.csv"),
+            ("train-1", "output", "/p/m.pb"),
+        }
+        history = query.history(conn, "/p/raw/a.csv", query.Scope(None))
+        assert [o["op"] for o in history["ops"]] == ["create", "read", "read"]
+    assert not verify.compare(conn)

@@ -1,6 +1,9 @@
-"""Provenance capture on and off (EPIPE_PROVENANCE, migration 0012), and what a read commits."""
+"""Provenance capture on and off (EPIPE_PROVENANCE, migration 0012), and what a read records:
+a message, no row (migration 0015)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -31,16 +34,65 @@ def every_operation(ns: Namespace) -> int:
     return 8
 
 
+def messages(conn: psycopg.Connection, slot: str, upto: str | None = None) -> list[str]:
+    """The read messages a test_decoding slot holds (up to `upto`), as it prints them."""
+    rows = conn.execute(
+        "SELECT data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL)", [slot, upto]
+    ).fetchall()
+    return [str(r[0]) for r in rows if "prefix: epipe.prov.read" in str(r[0])]
+
+
+@pytest.fixture
+def decoding(conn: psycopg.Connection) -> Iterator[str]:
+    conn.execute("SELECT pg_create_logical_replication_slot('t_reads', 'test_decoding')")
+    yield "t_reads"
+    conn.execute("SELECT pg_drop_replication_slot('t_reads')")
+
+
 @pytest.mark.parametrize(("provenance", "recorded"), [("on", True), ("off", False)])
-def test_namespace_operations_write_log_rows_only_with_provenance_on(
-    dsn: str, provenance: str, recorded: bool
+def test_namespace_operations_are_recorded_only_with_provenance_on(
+    dsn: str, conn: psycopg.Connection, decoding: str, provenance: str, recorded: bool
 ) -> None:
-    with connect(with_provenance(dsn, provenance)) as conn:
-        ns = Namespace(conn, Actor("root", "app-1"))
+    with connect(with_provenance(dsn, provenance)) as other:
+        ns = Namespace(other, Actor("root", "app-1"))
         done = every_operation(ns)
-        assert log_rows(conn) == (done if recorded else 0)
-        ns.put("/kept", size=3)
+        ns.put("/kept", size=3)  # a synchronous commit: every message before it is flushed
+        assert log_rows(conn) == (done if recorded else 0)  # a read's row comes later
         assert ns.stat("/kept").size == 3  # the operations themselves are the same
+    (read,) = messages(conn, decoding) if recorded else [None]
+    assert read is None or ('"app_id" : "app-1"' in read and '"name" : "f"' in read)
+    assert recorded or not messages(conn, decoding)
+
+
+def test_a_read_writes_nothing_and_is_recorded_even_if_its_transaction_rolls_back(
+    ns: Namespace, conn: psycopg.Connection, decoding: str
+) -> None:
+    ns.put("/f")
+    before = log_rows(conn)
+    with conn.transaction():
+        ns.cat("/f")
+        xid = conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()
+        assert xid == (None,)  # no transaction id: nothing to commit, no flush to wait for
+    conn.execute("BEGIN")
+    ns.cat("/f")
+    conn.execute("ROLLBACK")  # the caller gives up after the read
+    ns.mkdir("/later")
+    assert log_rows(conn) == before + 1  # the mkdir's row; the reads are messages
+    assert len(messages(conn, decoding)) == 2  # the read happened, whatever came after
+
+
+def test_the_token_of_a_read_covers_its_message(
+    ns: Namespace, conn: psycopg.Connection, decoding: str
+) -> None:
+    ns.put("/f")
+    token = Namespace(conn, Actor("root", "reader-1")).cat("/f").token
+    ns.mkdir("/later")  # a synchronous commit: the WAL before it is flushed
+    changes = conn.execute(
+        "SELECT data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL)", [decoding, token]
+    ).fetchall()
+    text = "\n".join(row[0] for row in changes)
+    assert "prefix: epipe.prov.read" in text and '"app_id" : "reader-1"' in text
+    assert "'later'" not in text
 
 
 @pytest.mark.parametrize(("provenance", "rows"), [("on", 1), ("off", 0)])
@@ -63,45 +115,3 @@ def test_a_bad_epipe_provenance_is_one_line_naming_it(dsn: str) -> None:
     assert result.exit_code != 0
     assert "EPIPE_PROVENANCE" in result.stderr and "'on' or 'off'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-def synchronous_commit(conn: psycopg.Connection) -> str:
-    row = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def test_a_read_alone_commits_without_waiting_for_the_flush_and_a_change_after_it_does(
-    ns: Namespace, conn: psycopg.Connection
-) -> None:
-    ns.put("/f")
-    with conn.transaction():
-        ns.cat("/f")
-        assert synchronous_commit(conn) == "off"  # its only change is the read's row
-        ns.write("/f", size=5)
-        assert synchronous_commit(conn) == "on"  # a change: the session's setting again
-    with conn.transaction():
-        ns.write("/f", size=6)
-        ns.cat("/f")
-        assert synchronous_commit(conn) == "on"  # a read after a change waits with it
-    assert synchronous_commit(conn) == "on"
-    assert [r[0] for r in conn.execute("SELECT op FROM prov_ops ORDER BY id")] == [
-        "create", "read", "write", "write", "read",
-    ]  # fmt: skip
-
-
-def test_the_token_of_a_read_covers_its_log_row(ns: Namespace, conn: psycopg.Connection) -> None:
-    ns.put("/f")
-    conn.execute("SELECT pg_create_logical_replication_slot('t_read_token', 'test_decoding')")
-    try:
-        token = Namespace(conn, Actor("root", "reader-1")).cat("/f").token
-        ns.mkdir("/later")  # a synchronous commit: the WAL before it is flushed
-        changes = conn.execute(
-            "SELECT data FROM pg_logical_slot_peek_changes('t_read_token', %s::pg_lsn, NULL)",
-            [token],
-        ).fetchall()
-        text = "\n".join(row[0] for row in changes)
-        assert "op[text]:'read'" in text and "app_id[text]:'reader-1'" in text
-        assert "'later'" not in text
-    finally:
-        conn.execute("SELECT pg_drop_replication_slot('t_read_token')")

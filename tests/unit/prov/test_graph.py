@@ -104,3 +104,50 @@ def test_any_split_of_the_log_folds_to_the_same_graph(
     parts = [fold(log[a:b]) for a, b in itertools.pairwise(bounds)]
     whole = fold(log)
     assert merged(parts) == (whole.edges, whole.apps)
+
+
+def message(**changes: object) -> dict[str, object]:
+    """A read's message as the translator hands it on (migration 0015)."""
+    row: dict[str, object] = {
+        "id": None,
+        "lsn": "0/16B3748",
+        "at": "2026-12-01T08:00:00+00:00",
+        "inode_id": 10,
+        "parent_id": 1,
+        "user_id": 7,
+        "op": "read",
+        "app_id": "train-1",
+        "name": "a.csv",
+        "detail": None,
+    }
+    row.update(changes)
+    return row
+
+
+def test_a_read_s_message_is_keyed_by_its_position() -> None:
+    read = op_of(message())
+    assert (read.id, read.lsn, read.op, read.app_id) == (None, 0x16B3748, "read", "train-1")
+    assert fold([read]).edges[("train-1", INPUT, 10)].count == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"op": "write"}, "only reads are messages"),
+        ({"inode_id": 2**63}, "inode_id 9223372036854775808 is out of range"),
+        ({"user_id": -(2**31) - 1}, "user_id -2147483649 is out of range"),
+        ({"parent_id": 2**64}, "parent_id 18446744073709551616 is out of range"),
+        ({"app_id": ""}, "app id must be 1 to 255 bytes"),
+        ({"app_id": "é" * 128}, "app id must be 1 to 255 bytes"),
+        ({"name": "a\x00b"}, "NUL character"),
+        ({"lsn": "nowhere"}, "not an LSN"),
+        ({"at": "2026-12-01T08:00:00"}, "has no time zone"),
+        ({"inode_id": None}, "malformed provenance operation"),
+    ],
+)
+def test_a_message_the_log_would_refuse_is_refused_with_its_reason(
+    changes: dict[str, object], why: str
+) -> None:
+    """One bad message is a dead letter, not a batch that cannot commit."""
+    with pytest.raises(ValueError, match=why):
+        op_of(message(**changes))

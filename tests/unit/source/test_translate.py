@@ -299,3 +299,53 @@ def test_no_json_text_stops_the_translator(value: str) -> None:
 
 def _has_surrogates(text: str) -> bool:  # not UTF-8: a database never sends it
     return any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def test_a_read_s_message_is_a_provenance_event_at_its_own_position() -> None:
+    translator = Translator()
+    content = (
+        b'{"inode_id": 10, "parent_id": 1, "user_id": 7, "app_id": "train-1", "name": "a.csv",'
+        b' "at": "2026-12-01T08:00:00.5+00:00"}'
+    )
+    (read,) = translator.feed(pg.Message(False, 0x16B3748, "epipe.prov.read", content))
+    assert (read.type, read.position, read.xid, read.inode_id) == (
+        ev.PROV_OP,
+        (0x16B3748, 0),
+        0,
+        10,
+    )
+    assert read.committed_at == "2026-12-01T08:00:00.5+00:00"
+    assert read.data["op"] == {
+        "id": None,
+        "lsn": "0/16B3748",
+        "op": "read",
+        "detail": None,
+        "inode_id": 10,
+        "parent_id": 1,
+        "user_id": 7,
+        "app_id": "train-1",
+        "name": "a.csv",
+        "at": "2026-12-01T08:00:00.5+00:00",
+    }
+    assert decode(encode(read)) == read
+
+
+def test_other_messages_are_not_reads_and_bad_content_goes_on_to_be_refused() -> None:
+    translator = Translator()
+    assert translator.feed(pg.Message(True, 1, "epipe.prov.read", b"{}")) == []
+    assert translator.feed(pg.Message(False, 1, "someone.else", b"{}")) == []
+    (bad,) = translator.feed(pg.Message(False, 2, "epipe.prov.read", b"\xff not json"))
+    assert bad.inode_id is None and bad.data["op"]["lsn"] == "0/2"
+    assert "error" in bad.data["op"]
+    (odd,) = translator.feed(pg.Message(False, 3, "epipe.prov.read", b"[1, 2]"))
+    assert odd.data["op"]["content"] == [1, 2]
+
+
+def test_a_read_the_provenance_consumer_logged_is_not_published_again() -> None:
+    columns = [("id", 20), ("at", 1184), ("inode_id", 20), ("op", 25), ("lsn", 3220)]
+    prov = translator_with("prov_ops", columns)
+    logged = ("5", "2026-12-01 08:00:00+00", "10", "read", "0/16B3748")
+    change = ("6", "2026-12-01 08:00:00+00", "10", "write", None)
+    assert prov.feed(pg.Insert(1, logged)) == []
+    (written,) = prov.feed(pg.Insert(1, change))
+    assert written.data["op"]["op"] == "write"
