@@ -143,7 +143,7 @@ def test_events_not_committed_are_delivered_again(harness: Harness) -> None:
 
     assert isinstance(first, KafkaSubscription)
     first.close()
-    again = KafkaSubscription(first.bootstrap, first.group, first.topics)
+    again = KafkaSubscription(first.bootstrap, first.group, first.topics, **KAFKA_GROUP_TIMEOUTS)
     try:
         assert sorted(drain(again, 10), key=lambda e: e.position) == HISTORY[:10]
     finally:
