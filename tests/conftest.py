@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import psycopg
 import pytest
@@ -163,9 +163,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 _kafka_prefixes = itertools.count()
+
+
+class GroupTimeouts(TypedDict):
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+
+
 # The least session timeout Apache Kafka accepts (group.min.session.timeout.ms): Tansu holds a
 # JoinGroup for about half of it, so each new consumer group costs ~3 s instead of ~5 s.
-KAFKA_GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
+KAFKA_GROUP_TIMEOUTS = GroupTimeouts(session_timeout_ms=6000, heartbeat_interval_ms=2000)
 
 
 def kafka_prefix() -> str:
