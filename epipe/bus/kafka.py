@@ -183,7 +183,9 @@ class KafkaSubscription:
         for partition, records in batches.items():
             for record in records:
                 try:
-                    event = decode(record.value)
+                    event = decode(record.value)._replace(
+                        part=_part(record.topic, record.partition)
+                    )
                     out.append(event)
                     self._positions[partition] = (event.lsn, event.committed_at)
                 except CodecError as exc:  # never stop on it: hand it to the dead letters

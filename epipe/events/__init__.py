@@ -45,6 +45,9 @@ class Event(NamedTuple):
     inode_id: int | None  # the inode it is about; None for heartbeats and truncations
     data: dict[str, Any]
     snapshot: bool = False  # True when produced by a backfill rather than the change stream
+    # Where the bus delivered it from (a Kafka 'topic:partition'; '' in process): not part of
+    # the event's JSON. A view that counts (the lineage graph) keeps its position per part.
+    part: str = ""
 
     @property
     def position(self) -> tuple[int, int]:

@@ -74,7 +74,10 @@ def rebuild(conn: psycopg.Connection, at: tuple[int, int]) -> Snapshot:
         ):
             found[inode] = store.Place(path, list(ancestors), kind)
             deleted[inode] = deleted_at or deleted[inode]
-        conn.execute("TRUNCATE epipe_prov_apps, epipe_prov_edges, epipe_prov_nodes")
-        store.apply(conn, delta, found, set(), deleted, at)
+        # every part's events up to `at` are in the log read: one position holds for all
+        conn.execute(
+            "TRUNCATE epipe_prov_apps, epipe_prov_edges, epipe_prov_nodes, epipe_prov_parts"
+        )
+        store.apply(conn, delta, found, set(), deleted, {store.IN_PROCESS: at})
         conn.execute("UPDATE epipe_prov_state SET seen = %s", [str(snapshot)])
     return snapshot

@@ -1,8 +1,10 @@
 """The lineage graph in PostgreSQL (migration 0011): merging a batch's changes into it.
 
-One `apply` is one transaction: the graph's apps, edges and nodes, and the position the
-graph holds. A batch replayed after a crash is recognised by that position and not counted
-twice. SQL only; what to merge comes from epipe/prov/graph.py.
+One `apply` is one transaction: the graph's apps, edges and nodes, and the positions the
+graph holds — one for the in-process stream and the last rebuild (`epipe_prov_state`), one
+per Kafka partition (`epipe_prov_parts`). A batch replayed after a crash is recognised by
+its part's position and not counted twice. SQL only; what to merge comes from
+epipe/prov/graph.py.
 """
 
 from __future__ import annotations
@@ -32,13 +34,35 @@ class Place(NamedTuple):
         return classify(name, directory=self.kind == "dir")
 
 
-def state(conn: psycopg.Connection) -> tuple[tuple[int, int] | None, Snapshot | None]:
-    """The position the graph holds (None: no graph yet), and the snapshot of its last
-    rebuild."""
+Position = tuple[int, int]
+IN_PROCESS = ""  # the part of the in-process bus: one ordered stream
+
+
+class Held(NamedTuple):
+    """What the graph holds: every event at or before `floor` (the in-process stream's
+    position, or the last rebuild's), and every event of a Kafka partition at or before
+    that part's position."""
+
+    floor: Position
+    parts: dict[str, Position]
+
+    def holds(self, part: str, position: Position) -> bool:
+        if part == IN_PROCESS:
+            return position <= self.floor
+        return position <= max(self.floor, self.parts.get(part, self.floor))
+
+
+def state(conn: psycopg.Connection) -> tuple[Held | None, Snapshot | None]:
+    """What the graph holds (None: no graph yet), and the snapshot of its last rebuild."""
     row = conn.execute("SELECT lsn, seq, seen FROM epipe_prov_state").fetchone()
     if row is None:
         return None, None
-    return (int(row[0]), int(row[1])), None if row[2] is None else Snapshot.parse(row[2])
+    parts = {
+        part: (int(lsn), int(seq))
+        for part, lsn, seq in conn.execute("SELECT part, lsn, seq FROM epipe_prov_parts")
+    }
+    floor = (int(row[0]), int(row[1]))
+    return Held(floor, parts), None if row[2] is None else Snapshot.parse(row[2])
 
 
 def places(conn: psycopg.Connection, ids: set[int]) -> dict[int, Place]:
@@ -91,11 +115,11 @@ def apply(
     found: Mapping[int, Place],
     moved: set[int],
     deleted: Mapping[int, datetime],
-    at: tuple[int, int],
+    reached: Mapping[str, Position],
 ) -> None:
     """Merge `delta` into the graph, give the nodes below `moved` inodes their new place,
-    mark `deleted` inodes deleted, and record the position `at` — in one transaction.
-    `found`: the place of every inode of `delta.nodes` and `moved` (`locate`)."""
+    mark `deleted` inodes deleted, and record the position `reached` on each part — in one
+    transaction. `found`: the place of every inode of `delta.nodes` and `moved` (`locate`)."""
     with conn.transaction():
         _apps(conn, delta)
         _edges(conn, delta)
@@ -112,11 +136,25 @@ def apply(
                    WHERE n.inode_id = g.id AND n.deleted_at IS NULL""",
                 [list(gone), list(gone.values())],
             )
+        _positions(conn, reached)
+
+
+def _positions(conn: psycopg.Connection, reached: Mapping[str, Position]) -> None:
+    if IN_PROCESS in reached:
         conn.execute(
             """INSERT INTO epipe_prov_state (one, lsn, seq) VALUES (true, %s, %s)
                ON CONFLICT (one) DO UPDATE SET lsn = EXCLUDED.lsn, seq = EXCLUDED.seq""",
-            list(at),
+            list(reached[IN_PROCESS]),
         )
+    parts = [(part, lsn, seq) for part, (lsn, seq) in reached.items() if part != IN_PROCESS]
+    if parts:
+        with conn.cursor() as cur:
+            cur.executemany(
+                """INSERT INTO epipe_prov_parts AS p (part, lsn, seq) VALUES (%s, %s, %s)
+                   ON CONFLICT (part) DO UPDATE SET lsn = EXCLUDED.lsn, seq = EXCLUDED.seq
+                   WHERE (p.lsn, p.seq) < (EXCLUDED.lsn, EXCLUDED.seq)""",
+                parts,
+            )
 
 
 def _apps(conn: psycopg.Connection, delta: Delta) -> None:

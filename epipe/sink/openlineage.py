@@ -122,7 +122,7 @@ class OpenLineageSink:
 
     def _reset(self) -> None:
         self._causes: dict[str, Event] = {}  # app id -> its last operation in the batch
-        self._needs = (0, 0)  # the position the graph must hold
+        self._needs: dict[str, store.Position] = {}  # part -> what the graph must hold
 
     def add(self, event: Event) -> None:
         if event.type != ev.PROV_OP or event.snapshot:
@@ -131,7 +131,7 @@ class OpenLineageSink:
         app = row.get("app_id") if isinstance(row, dict) else None
         if isinstance(app, str) and app:
             self._causes[app] = event
-            self._needs = max(self._needs, event.position)
+            self._needs[event.part] = max(self._needs.get(event.part, (0, 0)), event.position)
 
     def flush(self) -> list[Rejection]:
         if not self._causes:
@@ -147,7 +147,7 @@ class OpenLineageSink:
         deadline, pause = time.monotonic() + self._graph_wait, 0.005
         while True:
             held, _ = store.state(self._conn)
-            if held is not None and held >= self._needs:
+            if held is not None and all(held.holds(p, at) for p, at in self._needs.items()):
                 return
             if time.monotonic() >= deadline:
                 raise OpenLineageUnavailable(

@@ -2,10 +2,11 @@
 
 Each batch folds its operations into graph changes (pure, epipe/prov/graph.py), reads where
 the touched inodes are now in a snapshot that holds the batch, and merges everything with
-the position it reached in one transaction (epipe/prov/store.py). Inode events say what
-else changes the graph: a move gives the nodes at and below the moved inode their new
-place; a deletion marks a node deleted (it stays, with its last place). A truncation of the
-log or of the namespace rebuilds the graph from the log.
+the position it reached on each part of the stream (a Kafka partition) in one transaction
+(epipe/prov/store.py): an event at or before its part's position is in the graph already.
+Inode events say what else changes the graph: a move gives the nodes at and below the moved
+inode their new place; a deletion marks a node deleted (it stays, with its last place). A
+truncation of the log or of the namespace rebuilds the graph from the log.
 """
 
 from __future__ import annotations
@@ -38,20 +39,25 @@ class ProvenanceSink:
         self._moved: set[int] = set()
         self._deleted: dict[int, datetime] = {}
         self._xids: set[int] = set()
-        self._last: tuple[int, int] | None = None
+        self._reached: dict[str, store.Position] = {}  # part -> its last event in the batch
         self._rebuild = self._held is None  # no graph yet: made from the log at once
 
     def add(self, event: Event) -> None:
         if event.snapshot:  # a backfill's rows: the graph is rebuilt from the log instead
             if event.type == ev.TABLE_TRUNCATED and _RESYNC & set(event.data["tables"]):
                 self._rebuild = True
-                self._last = event.position
+                self._reach(event)
             return
-        if self._held is not None and event.position <= self._held:
-            return  # applied before a crash: the graph holds it already
+        if self._held is not None:
+            if self._held.holds(event.part, event.position):
+                return  # applied before a crash: the graph holds it already
+            if event.part == store.IN_PROCESS and self._held.parts:
+                # fed by Kafka before: which of its events were applied is known per
+                # partition only, so the graph is made again from the log
+                self._rebuild = True
         if event.type == ev.HEARTBEAT:
             return
-        self._last = event.position
+        self._reach(event)
         if event.xid:
             self._xids.add(event.xid)
         if event.type == ev.PROV_OP:
@@ -68,26 +74,39 @@ class ProvenanceSink:
         elif event.type == ev.TABLE_TRUNCATED and _RESYNC & set(event.data["tables"]):
             self._rebuild = True
 
+    def _reach(self, event: Event) -> None:
+        last = self._reached.get(event.part)
+        if last is None or last < event.position:
+            self._reached[event.part] = event.position
+
     def flush(self) -> list[Rejection]:
         try:
-            at = self._last or self._held or (0, 0)
             if self._rebuild:
                 log.info("provenance: building the lineage graph from the operation log")
+                # the batch's events are committed: a rebuild now reads them all
+                at = max(self._reached.values(), default=None)
+                if at is None:
+                    at = self._held.floor if self._held is not None else (0, 0)
                 self._seen = rebuild.rebuild(self._conn, at)
-                self._held = at
-            elif self._last is not None:
-                self._apply(self._last)
-                self._held = self._last
+                self._held = store.Held(at, {})
+            elif self._reached:
+                self._apply()
+                assert self._held is not None  # no graph: a rebuild, above
+                floor = self._reached.get(store.IN_PROCESS, self._held.floor)
+                parts = self._held.parts | {
+                    p: at for p, at in self._reached.items() if p != store.IN_PROCESS
+                }
+                self._held = store.Held(floor, parts)
             return []
         finally:
             self._reset()
 
-    def _apply(self, at: tuple[int, int]) -> None:
+    def _apply(self) -> None:
         delta = graph.fold(self._ops)
         found, _ = self._reader.read_after(
             self._xids, lambda: store.locate(self._conn, delta, self._moved)
         )
-        store.apply(self._conn, delta, found, self._moved, self._deleted, at)
+        store.apply(self._conn, delta, found, self._moved, self._deleted, self._reached)
 
     def close(self) -> None:
         self._conn.close()
