@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -103,10 +103,15 @@ class ProvenanceSink:
 
     def _apply(self) -> None:
         delta = graph.fold(self._ops)
-        found, _ = self._reader.read_after(
+        found, gone = self._reader.read_after(
             self._xids, lambda: store.locate(self._conn, delta, self._moved)
         )
-        store.apply(self._conn, delta, found, self._moved, self._deleted, self._reached)
+        # Kafka orders nothing between topics: a node's deletion (epipe.fs) may have been
+        # applied before the operation that made it (epipe.prov), so a node gone already is
+        # deleted; when, its deletion's event says if it comes later (the earlier time wins).
+        now = datetime.now(UTC)
+        deleted = {i: delta.deleted.get(i, now) for i in gone} | self._deleted
+        store.apply(self._conn, delta, found, self._moved, deleted, self._reached)
 
     def close(self) -> None:
         self._conn.close()
