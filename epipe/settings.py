@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -57,6 +57,26 @@ class Settings(BaseSettings):
     publication: str = Field(default="epipe", pattern=r"^[a-z0-9_]{1,63}$")
     kafka_partitions: int = Field(default=6, ge=1, le=1000)
     kafka_replication: int = Field(default=1, ge=1, le=10)
+    kafka_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,100}$",
+        description="put before every topic name and consumer group id (`test1.` reads "
+        "test1.epipe.fs as group test1.index): several pipelines on one Kafka cluster",
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=3_600_000,
+        description="how long a consumer may go silent before its group gives its partitions "
+        "to the others (a consumer killed is noticed after this; the broker bounds it)",
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=3000,
+        ge=100,
+        le=3_600_000,
+        description="how often a consumer tells its group it is alive; below the session "
+        "timeout (a third of it is usual)",
+    )
     cursor_secret: SecretStr | None = Field(
         default=None,
         description="key that signs search cursors (>= 32 characters); unset: a random one "
@@ -112,6 +132,15 @@ class Settings(BaseSettings):
         description="seconds a client has to send a request's line and headers",
     )
 
+    @model_validator(mode="after")
+    def _heartbeat_within_the_session(self) -> Settings:
+        if self.kafka_heartbeat_interval_ms >= self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"EPIPE_KAFKA_HEARTBEAT_INTERVAL_MS ({self.kafka_heartbeat_interval_ms}) must be "
+                f"below EPIPE_KAFKA_SESSION_TIMEOUT_MS ({self.kafka_session_timeout_ms})"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -140,6 +169,9 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
+            if not err["loc"]:  # a rule between settings: its message names them
+                lines.append(err["msg"].removeprefix("Value error, "))
+                continue
             name = "EPIPE_" + "_".join(str(p) for p in err["loc"]).upper()
             lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("; ".join(lines)) from None

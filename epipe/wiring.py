@@ -63,6 +63,9 @@ def open_bus(settings: Settings) -> Bus:
         settings.kafka_bootstrap,
         partitions=settings.kafka_partitions,
         replication=settings.kafka_replication,
+        prefix=settings.kafka_prefix,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
 
 

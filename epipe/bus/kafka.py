@@ -1,10 +1,14 @@
 """KafkaBus and KafkaSubscription: the bus of scale-out mode, on kafka-python.
 
 Topics `epipe.fs` (inode and xattr events) and `epipe.prov` (provenance), created with
-`partitions` partitions if missing. The key is the inode id, so one inode's events stay in
-one partition, in order. Heartbeats and truncations, which concern no inode, go to every
-partition. The producer is idempotent with acks=all; `flush` is true only when the brokers
-acknowledged everything. Consumers commit offsets by hand, after their sink has flushed.
+`partitions` partitions if missing; a `prefix` goes before both and before every consumer
+group id (several pipelines, or tests, on one cluster). The key is the inode id, so one
+inode's events stay in one partition of its topic, in order. Heartbeats and truncations,
+which concern no inode, go to every partition. The producer is idempotent with acks=all;
+`flush` is true only when the brokers acknowledged everything. Consumers commit offsets by
+hand, after their sink has flushed; their session timeout and heartbeat interval are set
+(EPIPE_KAFKA_SESSION_TIMEOUT_MS, EPIPE_KAFKA_HEARTBEAT_INTERVAL_MS), so a killed member's
+partitions go to the others within seconds.
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ def map_exceptions(what: str) -> Iterator[None]:
         raise BusError(f"{what}: {exc}") from None
 
 
-def ensure_topics(bootstrap: str, partitions: int, replication: int) -> None:
+def ensure_topics(
+    bootstrap: str, partitions: int, replication: int, topics: Sequence[str] = TOPICS
+) -> None:
     """Create the topics if they do not exist (an existing topic is left as it is)."""
     with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="epipe-admin")
     try:
-        with map_exceptions(f"cannot create Kafka topics {TOPICS}"):
-            for topic in TOPICS:
+        with map_exceptions(f"cannot create Kafka topics {tuple(topics)}"):
+            for topic in topics:
                 with contextlib.suppress(TopicAlreadyExistsError):  # leave an existing one
                     admin.create_topics(
                         {topic: {"num_partitions": partitions, "replication_factor": replication}},
@@ -52,10 +58,24 @@ def ensure_topics(bootstrap: str, partitions: int, replication: int) -> None:
 
 class KafkaBus:
     def __init__(
-        self, bootstrap: str, *, partitions: int = 6, replication: int = 1, **producer_options: Any
+        self,
+        bootstrap: str,
+        *,
+        partitions: int = 6,
+        replication: int = 1,
+        prefix: str = "",
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3000,
+        **producer_options: Any,
     ) -> None:
         self.bootstrap = bootstrap
-        ensure_topics(bootstrap, partitions, replication)
+        self.prefix = prefix
+        self._topics = {topic: prefix + topic for topic in TOPICS}  # ours -> on the broker
+        self._group_options = {
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": heartbeat_interval_ms,
+        }
+        ensure_topics(bootstrap, partitions, replication, tuple(self._topics.values()))
         with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap,
@@ -68,12 +88,19 @@ class KafkaBus:
                 **producer_options,
             )
             self._partitions = {
-                topic: sorted(self._producer.partitions_for(topic)) for topic in TOPICS
+                topic: sorted(self._producer.partitions_for(name))
+                for topic, name in self._topics.items()
             }
         self._pending: list[Any] = []  # futures of records sent since the last flush
 
     def subscribe(self, name: str, on_invalid: OnInvalid) -> KafkaSubscription:
-        return KafkaSubscription(self.bootstrap, name, on_invalid=on_invalid)
+        return KafkaSubscription(
+            self.bootstrap,
+            self.prefix + name,
+            tuple(self._topics.values()),
+            on_invalid=on_invalid,
+            **self._group_options,
+        )
 
     def publish(self, events: Sequence[Event]) -> None:
         send = self._producer.send
@@ -84,10 +111,12 @@ class KafkaBus:
                 if event.inode_id is None:  # heartbeat, truncation: every partition
                     for topic in _broadcast_topics(event):
                         for partition in self._partitions[topic]:
-                            pending.append(send(topic, value=value, partition=partition))
+                            pending.append(
+                                send(self._topics[topic], value=value, partition=partition)
+                            )
                 else:
                     key = str(event.inode_id).encode()
-                    pending.append(send(topic_of(event), value=value, key=key))
+                    pending.append(send(self._topics[topic_of(event)], value=value, key=key))
 
     def flush(self, timeout: float) -> bool:
         with map_exceptions("Kafka flush failed"):
@@ -134,6 +163,7 @@ class KafkaSubscription:
         self._on_invalid = on_invalid
         self.group = group
         self.bootstrap = bootstrap
+        self.topics = tuple(topics)
         self._positions: dict[Any, tuple[int, str]] = {}  # partition -> last event polled
         with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
             self._consumer = KafkaConsumer(

@@ -160,7 +160,7 @@ def apply(
             conn.execute(
                 """UPDATE epipe_prov_nodes n SET deleted_at = g.at
                    FROM unnest(%s::bigint[], %s::timestamptz[]) AS g (id, at)
-                   WHERE n.inode_id = g.id AND n.deleted_at IS NULL""",
+                   WHERE n.inode_id = g.id AND (n.deleted_at IS NULL OR g.at < n.deleted_at)""",
                 [list(gone), list(gone.values())],
             )
         _positions(conn, reached)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -109,13 +109,18 @@ class ProvenanceSink:
 
     def _apply(self) -> None:
         touched = graph.fold(self._ops)  # reads logged before among them too: only located
-        found, _ = self._reader.read_after(
+        found, gone = self._reader.read_after(
             self._xids, lambda: store.locate(self._conn, touched, self._moved)
         )
+        # Kafka orders nothing between topics: a node's deletion (epipe.fs) may have been
+        # applied before the operation that made it (epipe.prov), so a node gone already is
+        # deleted; when, its deletion's event says if it comes later (the earlier time wins).
+        now = datetime.now(UTC)
+        deleted = {i: touched.deleted.get(i, now) for i in gone} | self._deleted
         with self._conn.transaction():
             fresh = store.log_reads(self._conn, self._ops)
             delta = graph.fold(op for op in self._ops if op.lsn is None or op.lsn in fresh)
-            store.apply(self._conn, delta, found, self._moved, self._deleted, self._reached)
+            store.apply(self._conn, delta, found, self._moved, deleted, self._reached)
 
     def close(self) -> None:
         self._conn.close()

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import pytest
 
 from epipe import events as ev
-from epipe.bus import Bus, Subscription
+from epipe.bus import Bus, Subscription, topic_of
 from epipe.events import Event
+from tests.conftest import KAFKA_GROUP_TIMEOUTS, kafka_prefix
 
 _groups = itertools.count()
 
@@ -35,7 +36,7 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     bootstrap = request.getfixturevalue("kafka_bootstrap")
     from epipe.bus.kafka import KafkaBus
 
-    kafka = KafkaBus(bootstrap, partitions=3)
+    kafka = KafkaBus(bootstrap, partitions=3, prefix=kafka_prefix(), **KAFKA_GROUP_TIMEOUTS)
     subscriptions: list[Subscription] = []
 
     def subscribe(group: str) -> Subscription:
@@ -58,6 +59,12 @@ def change(lsn: int, seq: int, inode: int, kind: str = ev.INODE_UPDATED) -> Even
     if kind == ev.PROV_OP:
         data = {"op": {"id": lsn * 10 + seq, "inode_id": inode, "op": "read"}}
     return Event(kind, lsn, seq, lsn, "2026-01-01T00:00:00+00:00", inode, data)
+
+
+def in_order(events: list[Event]) -> list[Event]:
+    """The events by position, without where the bus delivered them from (`part`: a Kafka
+    topic:partition, not a part of the event)."""
+    return sorted((e._replace(part="") for e in events), key=lambda e: e.position)
 
 
 def heartbeat(lsn: int) -> Event:
@@ -112,10 +119,18 @@ def test_every_subscriber_gets_every_event_unchanged_and_in_order_per_inode(
     harness: Harness,
 ) -> None:
     for got in drain_while_flushing(harness, ("a", "b"), HISTORY, 80):
-        assert sorted(got, key=lambda e: e.position) == HISTORY  # nothing lost or altered
-        for inode in range(7):  # each inode's events keep their order
-            mine = [e.position for e in got if e.inode_id == inode]
-            assert mine == sorted(mine)
+        assert in_order(got) == HISTORY  # nothing lost or altered
+        for inode in range(7):  # each inode's events keep their order on each topic
+            for topic in {topic_of(e) for e in HISTORY}:  # Kafka: none between topics
+                mine = [e for e in got if e.inode_id == inode and topic_of(e) == topic]
+                assert [e.position for e in mine] == sorted(e.position for e in mine)
+                assert len({e.part for e in mine}) <= 1  # from one part of the stream
+        if harness.name == "inprocess":
+            assert {e.part for e in got} == {""}  # one ordered stream
+        else:  # where each came from: its topic (after the prefix) and a partition of it
+            for e in got:
+                topic, partition = e.part.rsplit(":", 1)
+                assert topic.endswith(topic_of(e)) and 0 <= int(partition) < 3, e.part
 
 
 def test_heartbeats_reach_every_subscriber(harness: Harness) -> None:
@@ -129,21 +144,21 @@ def test_events_not_committed_are_delivered_again(harness: Harness) -> None:
     if harness.name == "inprocess":
         # In-process the guarantee is held by the source: flush stays false while a consumer
         # has not committed, so the slot is not confirmed and a restart delivers them again.
-        assert first.poll(1000, 1.0) == HISTORY[:10]
+        assert in_order(first.poll(1000, 1.0)) == HISTORY[:10]
         assert harness.bus.flush(0.2) is False
         first.commit()
         assert harness.bus.flush(1.0) is True
         return
     assert flush(harness.bus)
     polled = drain_without_commit(first, 10)
-    assert sorted(polled, key=lambda e: e.position) == HISTORY[:10]
+    assert in_order(polled) == HISTORY[:10]
     from epipe.bus.kafka import KafkaSubscription
 
     assert isinstance(first, KafkaSubscription)
     first.close()
-    again = KafkaSubscription(first.bootstrap, first.group)
+    again = KafkaSubscription(first.bootstrap, first.group, first.topics, **KAFKA_GROUP_TIMEOUTS)
     try:
-        assert sorted(drain(again, 10), key=lambda e: e.position) == HISTORY[:10]
+        assert in_order(drain(again, 10)) == HISTORY[:10]
     finally:
         again.close()
 

@@ -126,7 +126,7 @@ def epipe_command(env: dict[str, str], *args: str) -> subprocess.CompletedProces
     )
 
 
-_started: list[PipelineProcess] = []
+_started: list[EpipeProcess] = []
 
 
 def reap_pipeline_processes() -> None:
@@ -135,14 +135,14 @@ def reap_pipeline_processes() -> None:
         _started.pop().reap()
 
 
-class PipelineProcess:
-    """`epipe run` as a real process, to kill -9."""
+class EpipeProcess:
+    """`epipe ARGS` as a real process (`epipe tail`, `epipe consume NAME`), to kill -9; its
+    output goes to `log`."""
 
-    def __init__(self, dsn: str, home: Path, slot: str, events_file: Path, *args: str) -> None:
-        self.env = epipe_env(dsn, home, slot)
-        self.argv = [sys.executable, "-m", "epipe", "run", "--events-file", str(events_file), *args]
-        self.slot = slot
-        self.log = home / f"{slot}.log"
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.env = env
+        self.argv = [sys.executable, "-m", "epipe", *args]
+        self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -156,15 +156,8 @@ class PipelineProcess:
             self.process.kill()
             self.process.wait()
 
-    def backfilled(self, conn: psycopg.Connection, timeout: float = 60.0) -> None:
-        """Wait until the slot's backfill has been read and confirmed (later writes arrive
-        through the stream, so waiting for a position covers them); fails once it stops."""
-        store, deadline = PipelineStore.on(conn), time.monotonic() + timeout
-        while not (states := store.backfill(self.slot)) or not all(s.done for s in states):
-            assert self.process is not None
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, states
-            time.sleep(0.05)
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         assert self.process is not None
@@ -180,6 +173,31 @@ class PipelineProcess:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+
+class PipelineProcess(EpipeProcess):
+    """`epipe run` as a real process, to kill -9."""
+
+    def __init__(self, dsn: str, home: Path, slot: str, events_file: Path, *args: str) -> None:
+        super().__init__(
+            epipe_env(dsn, home, slot),
+            home / f"{slot}.log",
+            "run",
+            "--events-file",
+            str(events_file),
+            *args,
+        )
+        self.slot = slot
+
+    def backfilled(self, conn: psycopg.Connection, timeout: float = 60.0) -> None:
+        """Wait until the slot's backfill has been read and confirmed (later writes arrive
+        through the stream, so waiting for a position covers them); fails once it stops."""
+        store, deadline = PipelineStore.on(conn), time.monotonic() + timeout
+        while not (states := store.backfill(self.slot)) or not all(s.done for s in states):
+            assert self.process is not None
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, states
+            time.sleep(0.05)
 
 
 class KillablePipeline:

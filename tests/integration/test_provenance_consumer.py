@@ -291,3 +291,35 @@ def test_reads_come_as_messages_logged_once_and_a_bad_one_is_a_dead_letter(
         history = query.history(conn, "/p/raw/a.csv", query.Scope(None))
         assert [o["op"] for o in history["ops"]] == ["create", "read", "read"]
     assert not verify.compare(conn)
+
+
+def test_a_deletion_applied_before_the_operation_that_made_the_file_marks_it_deleted(
+    dsn: str, conn: psycopg.Connection, ns: Namespace
+) -> None:
+    """Kafka orders nothing between topics: a file's deletion (epipe.fs) may be applied before
+    the operation that made it (epipe.prov). The node it then makes is deleted already."""
+    ns.mkdir("/p", parents=True)
+    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
+    conn.execute("SELECT pg_create_logical_replication_slot('prov', 'pgoutput')")
+    sink = ProvenanceSink(lambda: connect(dsn))
+    assert sink.flush() == []  # no graph yet: built from the log
+    train = Namespace(conn, Actor("root", "train-1"))
+    train.mkdir("/p/run")
+    train.put("/p/run/m.pb", size=1)
+    train.put("/p/kept.pb", size=1)
+    ns.rm("/p/run", recursive=True)
+    ns.mkdir("/p/end")  # a synchronous commit: what came before is decodable
+    events = slot_events(conn, "prov", "p")
+    fs = [e._replace(part="epipe.fs:0") for e in events if e.type != "prov.op"]
+    prov = [e._replace(part="epipe.prov:0") for e in events if e.type == "prov.op"]
+    for batch in (fs, prov):  # the whole of epipe.fs first, then epipe.prov
+        for event in batch:
+            sink.add(event)
+        assert sink.flush() == []
+    sink.close()
+    drift = verify.compare(conn)
+    assert not drift, drift.as_json()
+    deleted = conn.execute(
+        "SELECT path, deleted_at IS NOT NULL FROM epipe_prov_nodes ORDER BY path"
+    ).fetchall()
+    assert ("/p/kept.pb", False) in deleted and ("m.pb", True) in deleted

@@ -103,3 +103,32 @@ def test_the_provenance_setting_goes_into_the_dsn_options_once() -> None:
         "user": "u", "password": "pw", "host": "db", "dbname": "meta",
         "options": "-c epipe.provenance=on",
     }  # fmt: skip
+
+
+def test_kafka_names_and_group_timeouts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("PREFIX", "SESSION_TIMEOUT_MS", "HEARTBEAT_INTERVAL_MS"):
+        monkeypatch.delenv(f"EPIPE_KAFKA_{name}", raising=False)
+    settings = load_settings()
+    assert settings.kafka_prefix == ""  # topics epipe.fs and epipe.prov, groups by consumer
+    assert (settings.kafka_session_timeout_ms, settings.kafka_heartbeat_interval_ms) == (
+        10_000,
+        3000,
+    )
+    monkeypatch.setenv("EPIPE_KAFKA_PREFIX", "lab-2.")
+    monkeypatch.setenv("EPIPE_KAFKA_SESSION_TIMEOUT_MS", "6000")
+    monkeypatch.setenv("EPIPE_KAFKA_HEARTBEAT_INTERVAL_MS", "2000")
+    settings = load_settings()
+    assert settings.kafka_prefix == "lab-2."
+    assert (settings.kafka_session_timeout_ms, settings.kafka_heartbeat_interval_ms) == (6000, 2000)
+    monkeypatch.setenv("EPIPE_KAFKA_PREFIX", "a/b")  # not a character of a topic name
+    with pytest.raises(ConfigError, match=r"^EPIPE_KAFKA_PREFIX: "):
+        load_settings()
+    monkeypatch.delenv("EPIPE_KAFKA_PREFIX")
+    monkeypatch.setenv("EPIPE_KAFKA_HEARTBEAT_INTERVAL_MS", "6000")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "EPIPE_KAFKA_HEARTBEAT_INTERVAL_MS (6000) must be below "
+        "EPIPE_KAFKA_SESSION_TIMEOUT_MS (6000)"
+    )
