@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 import time
 from collections.abc import Callable
 
@@ -38,6 +41,40 @@ def snapshot(conn: psycopg.Connection) -> dict[str, str | None]:
 def prov_ops(conn: psycopg.Connection) -> list[tuple[str, str, str | None]]:
     """(op, name, app_id) of every provenance row, oldest first."""
     return conn.execute("SELECT op, name, app_id FROM prov_ops ORDER BY id").fetchall()
+
+
+class ReadMessages:
+    """The reads recorded as messages (migration 0015) from the moment it is opened: a
+    test_decoding slot of its own, peeked (never consumed), dropped on close."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.slot = f"reads_{next(_slots)}_{os.getpid()}"
+        conn.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", [self.slot])
+
+    def __enter__(self) -> ReadMessages:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.conn.execute("SELECT pg_drop_replication_slot(%s)", [self.slot])
+
+    def reads(self) -> list[tuple[str, str, str | None]]:
+        """(op, name, app_id) of each read so far, oldest first. A message reaches decoding
+        once the WAL is flushed: the next synchronous commit does it."""
+        # a transactional message commits with a WAL flush (a bare xid would not flush)
+        self.conn.execute("SELECT pg_logical_emit_message(true, 'epipe.test.flush', '')")
+        rows = self.conn.execute(
+            "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, NULL)", [self.slot]
+        ).fetchall()
+        out = []
+        for (data,) in rows:
+            if data.startswith("message: transactional: 0 prefix: epipe.prov.read,"):
+                read = json.loads(data.split(" content:", 1)[1])
+                out.append(("read", read["name"], read["app_id"]))
+        return out
+
+
+_slots = itertools.count()
 
 
 def tree_problems(conn: psycopg.Connection) -> list[str]:

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from epipe.cli import cli
 from epipe.fs.namespace import Namespace
-from tests.integration.helpers import prov_ops
+from tests.integration.helpers import ReadMessages
 
 Run = Callable[..., Result]
 
@@ -48,11 +48,9 @@ def test_several_operands_each_run_as_one_transaction_in_order(
     assert run("fs", "put", "/a/f", "/b/g", "--size", "5").stdout.count("\n") == 2
     xids = conn.execute("SELECT count(DISTINCT xmin::text) FROM inodes WHERE id > 1").fetchone()
     assert xids == (4,)  # /a and /a/x in one transaction, then /b, /a/f and /b/g in theirs
-    assert run("fs", "cat", "/a/f", "/b/g", "--app", "job").exit_code == 0
-    assert [row for row in prov_ops(conn) if row[0] == "read"] == [
-        ("read", "f", "job"),
-        ("read", "g", "job"),
-    ]
+    with ReadMessages(conn) as recorded:
+        assert run("fs", "cat", "/a/f", "/b/g", "--app", "job").exit_code == 0
+        assert recorded.reads() == [("read", "f", "job"), ("read", "g", "job")]
     stat = run("fs", "stat", "/a/f", "/b")
     assert stat.stdout.startswith("path: /a/f\nid: ")
     assert "\npath: /b\nid: " in stat.stdout and "\nkind: dir\n" in stat.stdout
