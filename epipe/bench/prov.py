@@ -42,7 +42,7 @@ def run(
     admin_dsn: str,
     *,
     mix_ops: int = 10_000,
-    rounds: int = 5,
+    rounds: int = 9,
     clients: int = 2,
     ops: int = 1_000_000,
     queries: int = 200,

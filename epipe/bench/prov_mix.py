@@ -15,6 +15,7 @@ batches took, summed over the clients.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -54,7 +55,7 @@ def capture_cost(
             speed, round_errors = _round(dsn, mix_ops, clients, seed=r)
             errors += round_errors
             overhead = 1 - speed["on"] / speed["off"]
-            per_round.append({"on": speed["on"], "off": speed["off"], "overhead": overhead})
+            per_round.append({"overhead": overhead, **speed})
             progress(
                 f"round {r + 1}/{rounds}: {speed['on']:,.0f} ops/s with provenance, "
                 f"{speed['off']:,.0f} without: overhead {overhead:.3f}"
@@ -70,6 +71,7 @@ def capture_cost(
     )
     overheads = [x["overhead"] for x in per_round]
     return {
+        **_cpu_figures(per_round),
         "ops_per_s_on": round(statistics.median(x["on"] for x in per_round)),
         "ops_per_s_off": round(statistics.median(x["off"] for x in per_round)),
         "overhead": round(statistics.median(overheads), 4),
@@ -89,6 +91,22 @@ def capture_cost(
         "read_messages_per_op_on": round(reads.get(APPS["on"], 0) / (rounds * mix_ops), 3),
         "log_rows_off": rows.get(APPS["off"], 0),
         "read_messages_off": reads.get(APPS["off"], 0),
+    }
+
+
+def _cpu_figures(per_round: list[dict[str, float]]) -> dict[str, Any]:
+    """CPU an operation takes (the client and its server process) in each mode, and
+    `cpu_overhead` = 1 - cpu_off/cpu_on: what recording costs a CPU-bound machine, which
+    other processes' load does not move (it leaves out the WAL writer and waits for the
+    disk). None when the server is not on this machine."""
+    if not all("cpu_on" in x for x in per_round):
+        return {"cpu_us_per_op_on": None, "cpu_us_per_op_off": None, "cpu_overhead": None}
+    return {
+        "cpu_us_per_op_on": round(statistics.median(x["cpu_on"] for x in per_round), 1),
+        "cpu_us_per_op_off": round(statistics.median(x["cpu_off"] for x in per_round), 1),
+        "cpu_overhead": round(
+            statistics.median(1 - x["cpu_off"] / x["cpu_on"] for x in per_round), 4
+        ),
     }
 
 
@@ -114,6 +132,17 @@ class _Times:
     ops: dict[str, int]
     seconds: dict[str, float]
     errors: int
+    cpu: dict[str, float] | None  # client + its backend's CPU seconds; None: server remote
+
+
+def _backend_cpu(pid: int) -> float | None:
+    """CPU seconds a server process has used (user + system), if it runs on this machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _round(dsn: str, mix_ops: int, clients: int, seed: int) -> tuple[dict[str, float], int]:
@@ -127,6 +156,10 @@ def _round(dsn: str, mix_ops: int, clients: int, seed: int) -> tuple[dict[str, f
         ]
         times = [f.result() for f in futures]
     speed = {mode: sum(t.ops[mode] / t.seconds[mode] for t in times) for mode in MODES}
+    if all(t.cpu is not None for t in times):  # CPU microseconds an operation takes
+        for mode in MODES:
+            used = sum(t.cpu[mode] for t in times if t.cpu is not None)
+            speed[f"cpu_{mode}"] = used / sum(t.ops[mode] for t in times) * 1e6
     return speed, sum(t.errors for t in times)
 
 
@@ -143,15 +176,34 @@ def _client(dsns: dict[str, str], base: str, ops: int, seed: int, first: int) ->
         }
         tree = _setup(Namespace(off, Actor("root", "bench-setup")), base)
         sequence = rng.choices(names, weights, k=ops)
+        # each backend works only for its own mode's batches: its CPU from here to the end
+        # is that mode's; the client's own is taken batch by batch
+        pids = {"on": _pid(on), "off": _pid(off)}
+        server = {m: _backend_cpu(pid) for m, pid in pids.items()}
+        client = dict.fromkeys(MODES, 0.0)
         for b, start in enumerate(range(0, ops, BATCH)):
             mode = MODES[(b + first) % 2]
             batch = sequence[start : start + BATCH]
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             for op in batch:
                 try:
                     _perform(spaces[mode], tree, op, rng)
                 except FsError:
                     errors += 1
             seconds[mode] += time.perf_counter() - began
+            client[mode] += time.process_time() - began_cpu
             done[mode] += len(batch)
-    return _Times(done, seconds, errors)
+        cpu: dict[str, float] | None = {}
+        for m, pid in pids.items():
+            before, after = server[m], _backend_cpu(pid)
+            if cpu is None or before is None or after is None:
+                cpu = None
+            else:
+                cpu[m] = client[m] + after - before
+    return _Times(done, seconds, errors, cpu)
+
+
+def _pid(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])

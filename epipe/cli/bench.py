@@ -92,7 +92,7 @@ BENCHMARKS = ("capture", "index", "search", "hive", "prov")
 @click.option(
     "--rounds",
     type=click.IntRange(min=1),
-    default=5,
+    default=9,
     show_default=True,
     help="prov: rounds of load mix, each alternating the two batch by batch",
 )
@@ -286,6 +286,12 @@ def _prov(ctx: Context, ops: int, mix_ops: int, rounds: int, queries: int) -> di
         f"  {'overhead (1 - on/off)':<30}{r['overhead']:>10.3f}{r['overhead_goal']:>8.2f}"
         f"{r['overhead_ratio']:>8.2f}   rounds {r['overhead_min']:.3f} .. {r['overhead_max']:.3f}"
     )
+    if r["cpu_overhead"] is not None:  # the server runs on this machine
+        click.echo(
+            f"  {'CPU per op, client + server':<30}{r['cpu_us_per_op_on']:>10,.0f}"
+            f"   us with, {r['cpu_us_per_op_off']:,.0f} without"
+        )
+        click.echo(f"  {'CPU overhead (1 - off/on)':<30}{r['cpu_overhead']:>10.3f}")
     click.echo(
         f"prov: lineage at depth {r['lineage_depth']} over {r['prov_ops']:,} operations "
         f"({r['graph_apps']:,} apps, {r['graph_edges']:,} edges, {r['graph_nodes']:,} files), "

@@ -43,6 +43,10 @@ def test_bench_prov_reports_the_cost_of_recording_and_lineage_latency(
     assert data["log_rows_per_op_on"] > 0.02 and data["read_messages_per_op_on"] > 0.5
     assert data["log_rows_per_op_on"] + data["read_messages_per_op_on"] > 0.7
     assert data["read_messages_off"] == 0
+    # the embedded server runs here: CPU is measured (too few operations here to compare)
+    assert data["cpu_us_per_op_on"] > 0 and data["cpu_us_per_op_off"] > 0
+    assert -1 < data["cpu_overhead"] < 1
+    assert "CPU overhead (1 - off/on)" in result.stdout
     assert (data["overhead_goal"], data["lineage_p99_ms_goal"]) == (0.04, 50.0)
 
     assert data["prov_ops"] >= 1000 and data["projects"] == 1
