@@ -1,8 +1,11 @@
 """A consumer group's applied position is the least over every part of the stream it reads:
-a fast member never hides a slow one from `epipe wait` and read-your-writes."""
+a fast member never hides a slow one from `epipe wait` and read-your-writes.
+
+The embedded index takes one writer: a second index consumer says so in one line."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -14,6 +17,8 @@ from epipe.errors import EpipeError
 from epipe.index.engine import RUN
 from epipe.pipeline.store import PipelineStore
 from epipe.sink.index import IndexSink
+from tests.integration.kafka_helpers import DEADLINE, Site
+from tests.integration.pipeline_helpers import epipe_command
 
 EVERY = frozenset({"epipe.fs:0", "epipe.fs:1", "epipe.prov:0"})
 
@@ -63,3 +68,24 @@ def test_a_second_index_consumer_on_the_embedded_index_says_how_to_scale(
     message = str(refused.value)
     assert "\n" not in message
     assert "single writer" in message and "EPIPE_INDEX=elasticsearch" in message
+
+
+# -- members of one group as processes on the session's broker -------------------------------
+
+
+def test_a_second_index_consumer_process_on_the_embedded_index_exits_with_one_line(
+    site: Site,
+) -> None:
+    first = site.start("consume", "index")
+    lock = site.home / "index" / "writer.lock"
+    deadline = time.monotonic() + DEADLINE
+    while not (lock.exists() and lock.read_text().endswith(f" pid {first.pid}")):
+        assert first.alive(), site.logs()
+        assert time.monotonic() < deadline, site.logs()
+        time.sleep(0.05)
+    second = epipe_command(site.env, "consume", "index")
+    assert second.returncode == 1, (second.stdout, second.stderr)
+    assert second.stderr.count("\n") == 1, second.stderr
+    assert f"pid {first.pid}" in second.stderr and "single writer" in second.stderr
+    assert "EPIPE_INDEX=elasticsearch" in second.stderr and "provenance" in second.stderr
+    assert first.alive() and first.stop() == 0, site.logs()
