@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from epipe.bus import FS_TOPIC, PROV_TOPIC, BusError, OnInvalid, topic_of
@@ -167,7 +168,6 @@ class KafkaSubscription:
         self._positions: dict[Any, tuple[int, str]] = {}  # partition -> last event polled
         with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
             self._consumer = KafkaConsumer(
-                *topics,
                 bootstrap_servers=bootstrap,
                 group_id=group,
                 client_id=f"epipe-{group}",
@@ -175,6 +175,7 @@ class KafkaSubscription:
                 auto_offset_reset="earliest",
                 **consumer_options,
             )
+            self._consumer.subscribe(topics=list(topics), listener=_Assignments(group))
 
     def poll(self, max_events: int, timeout: float) -> list[Event]:
         with map_exceptions("Kafka poll failed"):
@@ -230,6 +231,22 @@ class KafkaSubscription:
     def close(self) -> None:
         with map_exceptions("closing the Kafka consumer"):
             self._consumer.close(autocommit=False)
+
+
+class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Logs which parts this member holds after each rebalance (`epipe consume -v`)."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        parts = sorted(_part(tp.topic, tp.partition) for tp in assigned)
+        log.info(
+            "group %s: member pid %d holds %s", self.group, os.getpid(), " ".join(parts) or "none"
+        )
 
 
 def _part(topic: str, partition: int) -> str:

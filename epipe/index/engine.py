@@ -30,7 +30,7 @@ class IndexBusy(EpipeError):
     """Another process holds the index's writer lock."""
 
     def __init__(self, role: str, pid: str, path: Path) -> None:
-        self.role, self.pid = role, pid
+        self.role, self.pid, self.path = role, pid, path
         super().__init__(f"the index is being written by {role} (pid {pid}; lock {path})")
 
 

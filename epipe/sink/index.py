@@ -76,10 +76,13 @@ class IndexSink:
         except IndexBusy as busy:
             if busy.role == REINDEX:  # an EngineError: the pipeline tries again, and waits
                 raise EngineError(f"{busy}: waiting for it to finish") from None
+            holder = f"pid {busy.pid}" if busy.pid.isdigit() else "pid unknown"
             raise EpipeError(
-                f"{busy}: the embedded (tantivy) index has a single writer, so one index "
-                "consumer; to scale indexing, use Elasticsearch (EPIPE_INDEX=elasticsearch), "
-                "where any number of `epipe consume index` share the work"
+                "the embedded (tantivy) index has a single writer and an index consumer holds "
+                f"it ({holder}; lock {busy.path}): run one index consumer per index, or use "
+                "Elasticsearch (EPIPE_INDEX=elasticsearch), where any number of `epipe consume "
+                "index` share the work; the other consumers (provenance, hive) scale by "
+                "starting more members of their group"
             ) from None
         try:
             self._conn = connect()

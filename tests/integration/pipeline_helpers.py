@@ -151,10 +151,22 @@ class EpipeProcess:
         _started.append(self)
 
     def reap(self) -> None:
-        """Kill and reap the process if it still runs (a test that failed midway)."""
+        """Kill and reap the process if it still runs (a test that failed midway); a stopped
+        one is continued first."""
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait()
+
+    def pause(self) -> None:
+        """Stop the process where it is (SIGSTOP): it holds its connections and does nothing."""
+        assert self.process is not None and self.process.poll() is None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process go on (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
