@@ -66,6 +66,26 @@ def state(conn: psycopg.Connection) -> tuple[Held | None, Snapshot | None]:
     return Held(floor, parts), None if row[2] is None else Snapshot.parse(row[2])
 
 
+def holding(conn: psycopg.Connection, parts: set[str]) -> tuple[Held, Snapshot | None]:
+    """What the graph holds, with the rows of `parts` locked until the transaction ends: a
+    member of the group applying one of them at the same moment (a rebalance moved it)
+    waits, then sees what this one applied. Parts are locked in name order (no deadlock)."""
+    if parts:
+        names = sorted(parts)
+        conn.execute(
+            """INSERT INTO epipe_prov_parts (part, lsn, seq)
+               SELECT part, 0, 0 FROM unnest(%s::text[]) AS part ON CONFLICT DO NOTHING""",
+            [names],
+        )
+        conn.execute(
+            "SELECT 1 FROM epipe_prov_parts WHERE part = ANY(%s) ORDER BY part FOR UPDATE",
+            [names],
+        )
+    held, seen = state(conn)
+    assert held is not None, "a graph is made (rebuilt) before a batch is applied"
+    return Held(held.floor, held.parts), seen
+
+
 def places(conn: psycopg.Connection, ids: set[int]) -> dict[int, Place]:
     """Where each inode of `ids` that exists is now (one query)."""
     if not ids:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import psycopg
 
@@ -22,6 +23,7 @@ from epipe.events import Event
 from epipe.fs.reader import NamespaceReader
 from epipe.prov import graph, rebuild, store
 from epipe.prov.graph import Op
+from epipe.prov.snapshot import Snapshot
 from epipe.sink import Rejected, Rejection
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ class ProvenanceSink:
         self._reset()
 
     def _reset(self) -> None:
-        self._ops: list[Op] = []
+        self._ops: list[_Pending] = []
         self._moved: set[int] = set()
         self._deleted: dict[int, datetime] = {}
         self._xids: set[int] = set()
@@ -67,9 +69,10 @@ class ProvenanceSink:
             if not read and self._seen is not None and self._seen.saw(event.xid):
                 return  # the last rebuild read this operation from the log
             try:
-                self._ops.append(graph.op_of(event.data["op"]))
+                op = graph.op_of(event.data["op"])
             except ValueError as exc:
                 raise Rejected(str(exc)) from None
+            self._ops.append(_Pending(op, event.part, event.position, event.xid))
         elif event.type == ev.INODE_MOVED and event.inode_id is not None:
             self._moved.add(event.inode_id)
         elif event.type == ev.INODE_DELETED and event.inode_id is not None:
@@ -92,7 +95,7 @@ class ProvenanceSink:
                     at = self._held.floor if self._held is not None else (0, 0)
                 # the batch's reads are logged first: the rebuild reads them from the log
                 with self._conn.transaction():
-                    store.log_reads(self._conn, self._ops)
+                    store.log_reads(self._conn, [p.op for p in self._ops])
                 self._seen = rebuild.rebuild(self._conn, at)
                 self._held = store.Held(at, {})
             elif self._reached:
@@ -108,7 +111,8 @@ class ProvenanceSink:
             self._reset()
 
     def _apply(self) -> None:
-        touched = graph.fold(self._ops)  # reads logged before among them too: only located
+        ops = [p.op for p in self._ops]
+        touched = graph.fold(ops)  # operations applied before among them too: only located
         found, gone = self._reader.read_after(
             self._xids, lambda: store.locate(self._conn, touched, self._moved)
         )
@@ -118,12 +122,35 @@ class ProvenanceSink:
         now = datetime.now(UTC)
         deleted = {i: touched.deleted.get(i, now) for i in gone} | self._deleted
         with self._conn.transaction():
-            fresh = store.log_reads(self._conn, self._ops)
-            delta = graph.fold(op for op in self._ops if op.lsn is None or op.lsn in fresh)
+            # What the graph holds is read again, its parts locked: after a rebalance, the
+            # member that held a part before may have applied events this one gets again.
+            parts = {p for p in self._reached if p != store.IN_PROCESS}
+            held, self._seen = store.holding(self._conn, parts)
+            fresh = store.log_reads(self._conn, ops)
+            delta = graph.fold(p.op for p in self._ops if p.new(held, self._seen, fresh))
             store.apply(self._conn, delta, found, self._moved, deleted, self._reached)
+        self._held = held
 
     def close(self) -> None:
         self._conn.close()
+
+
+class _Pending(NamedTuple):
+    """An operation of the batch and where it came from."""
+
+    op: Op
+    part: str
+    position: store.Position
+    xid: int
+
+    def new(self, held: store.Held, seen: Snapshot | None, logged: set[int]) -> bool:
+        """Not in the graph yet: a read its message logged now, a change beyond what its
+        part holds and not read by the last rebuild."""
+        if self.op.lsn is not None:
+            return self.op.lsn in logged
+        if held.holds(self.part, self.position):
+            return False
+        return seen is None or not seen.saw(self.xid)
 
 
 # the tables whose truncation (a resynchronisation) the graph follows by a rebuild

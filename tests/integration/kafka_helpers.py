@@ -14,9 +14,10 @@ from epipe.db.server import connect
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
 from epipe.lsn import lsn_from_str
+from epipe.pipeline import status as pipeline_status
 from epipe.pipeline.store import PipelineStore
 from tests.conftest import KAFKA_GROUP_TIMEOUTS, kafka_prefix
-from tests.integration.pipeline_helpers import EpipeProcess, epipe_env, new_slot
+from tests.integration.pipeline_helpers import EpipeProcess, epipe_command, epipe_env, new_slot
 
 DEADLINE = 60.0  # seconds for any one condition; each test takes ~30 s on Tansu
 
@@ -120,6 +121,18 @@ class Site:
             assert all(p.alive() for p in self.processes), self.logs()
             assert time.monotonic() < deadline, (position, self.logs())
             time.sleep(0.05)
+
+    def converged(self, conn: psycopg.Connection) -> str:
+        """Until every consumer has caught up; then `epipe verify` exits 0 (its output is
+        returned) and every process stops cleanly."""
+        _, lagging = pipeline_status.wait(conn, self.slot, None, timeout=DEADLINE)
+        assert not lagging, (lagging, self.logs())
+        verify = epipe_command(self.env, "verify", "--timeout", "30")
+        assert verify.returncode == 0, (verify.stdout, verify.stderr, self.logs())
+        assert "index equals the database" in verify.stdout
+        for process in self.processes:
+            assert process.stop() == 0, self.logs()
+        return verify.stdout
 
     def names_on_the_broker(self) -> tuple[set[str], set[str]]:
         """The topics and the consumer groups the broker has."""
