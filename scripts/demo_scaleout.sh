@@ -177,7 +177,6 @@ show_holds provenance-a provenance-b
 say "Loading $IMAGES annotated images under $ROOT (as alice)"
 epipe load images --count "$IMAGES" --under "$ROOT" --seed 1 --user alice --app loader
 caught_up
-show epipe status
 
 say "Provenance: an app reads 200 images and writes a model"
 split=$ROOT/$(epipe fs ls "$ROOT" | awk 'NR == 1 {print $NF}')  # train, val or test
