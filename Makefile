@@ -9,7 +9,7 @@ export EPIPE_HOME ?= $(CURDIR)/.epipe
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## create .venv with epipe, its dev tools and the Hive Metastore jars (idempotent)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 
 demo: install ## start the embedded stack, load sample images, show what to try
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
+
+demo-scaleout: install ## the scale-out mode without Docker: each stage a process, through Kafka (Tansu); a kill -9, verify
+	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo_scaleout.sh
 
 # Each run gets a base directory of its own: pytest strips other users' access from its shared
 # /tmp/pytest-of-$USER at every start, which would cut the embedded servers (running as
@@ -73,6 +76,6 @@ down: ## stop and remove the stack of make up (its volumes are kept)
 
 clean: ## remove the venv, caches and the demo's EPIPE_HOME
 	-$(MAKE) --no-print-directory stop 2>/dev/null
-	rm -rf $(VENV) .epipe .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .epipe .epipe-scaleout .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-.PHONY: help install demo test soak lint check fmt stop up down clean
+.PHONY: help install demo demo-scaleout test soak lint check fmt stop up down clean

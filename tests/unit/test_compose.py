@@ -204,10 +204,12 @@ def test_the_api_listens_beyond_the_container_on_the_published_port() -> None:
     assert f"http://127.0.0.1:{port}/healthz" in serve["healthcheck"]["test"]
 
 
-def test_the_index_consumer_can_be_scaled() -> None:
-    """`--scale consume-index=N`: no fixed container name, no host port."""
-    index = services()["consume-index"]
-    assert "container_name" not in index and "ports" not in index
+@pytest.mark.parametrize("service", ["consume-index", "consume-provenance"])
+def test_the_consumers_that_take_several_writers_can_be_scaled(service: str) -> None:
+    """`--scale consume-index=N` (on Elasticsearch) and `--scale consume-provenance=N` (its
+    graph is in PostgreSQL): no fixed container name, no host port."""
+    consumer = services()[service]
+    assert "container_name" not in consumer and "ports" not in consumer
 
 
 # -- settings -------------------------------------------------------------------------------
