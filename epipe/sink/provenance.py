@@ -127,7 +127,8 @@ class ProvenanceSink:
             parts = {p for p in self._reached if p != store.IN_PROCESS}
             held, self._seen = store.holding(self._conn, parts)
             fresh = store.log_reads(self._conn, ops)
-            delta = graph.fold(p.op for p in self._ops if p.new(held, self._seen, fresh))
+            new = [p.op for p in self._ops if p.new(held, self._seen, fresh)]
+            delta = touched if len(new) == len(ops) else graph.fold(new)  # all new, usually
             store.apply(self._conn, delta, found, self._moved, deleted, self._reached)
         self._held = held
 

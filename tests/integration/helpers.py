@@ -63,15 +63,21 @@ class ReadMessages:
         once the WAL is flushed: the next synchronous commit does it."""
         # a transactional message commits with a WAL flush (a bare xid would not flush)
         self.conn.execute("SELECT pg_logical_emit_message(true, 'epipe.test.flush', '')")
-        rows = self.conn.execute(
-            "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, NULL)", [self.slot]
-        ).fetchall()
         out = []
-        for (data,) in rows:
-            if data.startswith("message: transactional: 0 prefix: epipe.prov.read,"):
-                read = json.loads(data.split(" content:", 1)[1])
-                out.append(("read", read["name"], read["app_id"]))
+        for text in self.texts():
+            read = json.loads(text.split(" content:", 1)[1])
+            out.append(("read", read["name"], read["app_id"]))
         return out
+
+    def texts(self, upto: str | None = None) -> list[str]:
+        """The read messages decodable now (up to the LSN `upto`), as test_decoding prints
+        them."""
+        rows = self.conn.execute(
+            "SELECT data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL)",
+            [self.slot, upto],
+        ).fetchall()
+        prefix = "message: transactional: 0 prefix: epipe.prov.read,"
+        return [str(data) for (data,) in rows if str(data).startswith(prefix)]
 
 
 _slots = itertools.count()

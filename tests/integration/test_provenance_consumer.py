@@ -143,10 +143,7 @@ def test_a_batch_delivered_again_after_a_crash_is_not_counted_twice(
     came before the pipeline recorded the batch as applied gets it again, and skips it."""
     ns.mkdir("/p/raw", parents=True)
     ns.put("/p/raw/a.csv", size=1)
-    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
-    conn.execute("SELECT pg_create_logical_replication_slot('prov', 'pgoutput')")
-    first = ProvenanceSink(lambda: connect(dsn))
-    assert first.flush() == []  # no graph yet: built from the log
+    first = sink_on_a_slot(dsn, conn)
     train = Namespace(conn, Actor("root", "train-1"))
     train.cat("/p/raw/a.csv")
     train.cat("/p/raw/a.csv")
@@ -169,6 +166,16 @@ def test_a_batch_delivered_again_after_a_crash_is_not_counted_twice(
     assert not verify.compare(conn)
 
 
+def sink_on_a_slot(dsn: str, conn: psycopg.Connection) -> ProvenanceSink:
+    """A provenance sink whose graph is made (from the log, no graph yet), and the slot
+    `prov` of publication `p` from now on: `slot_events(conn, "prov", "p")` is what follows."""
+    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
+    conn.execute("SELECT pg_create_logical_replication_slot('prov', 'pgoutput')")
+    sink = ProvenanceSink(lambda: connect(dsn))
+    assert sink.flush() == []  # no graph yet: built from the log
+    return sink
+
+
 def kafka_parts(events: list[Event], partitions: int = 2) -> list[list[Event]]:
     """`events` as Kafka delivers them: keyed by inode, one ordered stream per partition
     (events of no inode go to every partition), each event knowing its part."""
@@ -189,10 +196,7 @@ def test_kafka_partitions_interleaved_and_replayed_after_a_crash_converge(
     ns.mkdir("/p/raw", parents=True)
     for i in range(8):
         ns.put(f"/p/raw/{i}.csv", size=1)
-    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
-    conn.execute("SELECT pg_create_logical_replication_slot('prov', 'pgoutput')")
-    first = ProvenanceSink(lambda: connect(dsn))
-    assert first.flush() == []  # no graph yet: built from the log
+    first = sink_on_a_slot(dsn, conn)
     for app in ("train-1", "train-2"):
         train = Namespace(conn, Actor("root", app))
         for i in range(8):
@@ -233,10 +237,7 @@ def test_a_graph_fed_by_kafka_then_in_process_is_made_again_from_the_log(
     event after them makes the graph again from the log (exact, not counted twice)."""
     ns.mkdir("/p/raw", parents=True)
     ns.put("/p/raw/a.csv", size=1)
-    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
-    conn.execute("SELECT pg_create_logical_replication_slot('prov', 'pgoutput')")
-    sink = ProvenanceSink(lambda: connect(dsn))
-    assert sink.flush() == []
+    sink = sink_on_a_slot(dsn, conn)
     train = Namespace(conn, Actor("root", "train-1"))
     train.cat("/p/raw/a.csv")
     train.put("/p/m.pb", size=1)
@@ -299,10 +300,7 @@ def test_a_deletion_applied_before_the_operation_that_made_the_file_marks_it_del
     """Kafka orders nothing between topics: a file's deletion (epipe.fs) may be applied before
     the operation that made it (epipe.prov). The node it then makes is deleted already."""
     ns.mkdir("/p", parents=True)
-    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
-    conn.execute("SELECT pg_create_logical_replication_slot('prov', 'pgoutput')")
-    sink = ProvenanceSink(lambda: connect(dsn))
-    assert sink.flush() == []  # no graph yet: built from the log
+    sink = sink_on_a_slot(dsn, conn)
     train = Namespace(conn, Actor("root", "train-1"))
     train.mkdir("/p/run")
     train.put("/p/run/m.pb", size=1)
@@ -334,10 +332,7 @@ def test_a_part_moved_to_another_member_is_not_counted_twice(
     transaction that applies, so nothing counts twice."""
     ns.mkdir("/p/raw", parents=True)
     ns.put("/p/raw/a.csv", size=1)
-    conn.execute("CREATE PUBLICATION p FOR TABLE inodes, xattrs, prov_ops")
-    conn.execute("SELECT pg_create_logical_replication_slot('prov', 'pgoutput')")
-    first = ProvenanceSink(lambda: connect(dsn))
-    assert first.flush() == []  # no graph yet: built from the log
+    first = sink_on_a_slot(dsn, conn)
     second = ProvenanceSink(lambda: connect(dsn))  # the other member: the graph as it was
     train = Namespace(conn, Actor("root", "train-1"))
     train.setxattr("/p/raw/a.csv", "by", "train-1")

@@ -13,6 +13,7 @@ from epipe.cli import cli
 from epipe.db.server import connect, with_provenance
 from epipe.fs.model import Actor
 from epipe.fs.namespace import Namespace
+from tests.integration.helpers import ReadMessages
 
 
 def log_rows(conn: psycopg.Connection) -> int:
@@ -34,24 +35,15 @@ def every_operation(ns: Namespace) -> int:
     return 8
 
 
-def messages(conn: psycopg.Connection, slot: str, upto: str | None = None) -> list[str]:
-    """The read messages a test_decoding slot holds (up to `upto`), as it prints them."""
-    rows = conn.execute(
-        "SELECT data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL)", [slot, upto]
-    ).fetchall()
-    return [str(r[0]) for r in rows if "prefix: epipe.prov.read" in str(r[0])]
-
-
 @pytest.fixture
-def decoding(conn: psycopg.Connection) -> Iterator[str]:
-    conn.execute("SELECT pg_create_logical_replication_slot('t_reads', 'test_decoding')")
-    yield "t_reads"
-    conn.execute("SELECT pg_drop_replication_slot('t_reads')")
+def decoding(conn: psycopg.Connection) -> Iterator[ReadMessages]:
+    with ReadMessages(conn) as recorded:
+        yield recorded
 
 
 @pytest.mark.parametrize(("provenance", "recorded"), [("on", True), ("off", False)])
 def test_namespace_operations_are_recorded_only_with_provenance_on(
-    dsn: str, conn: psycopg.Connection, decoding: str, provenance: str, recorded: bool
+    dsn: str, conn: psycopg.Connection, decoding: ReadMessages, provenance: str, recorded: bool
 ) -> None:
     with connect(with_provenance(dsn, provenance)) as other:
         ns = Namespace(other, Actor("root", "app-1"))
@@ -59,13 +51,13 @@ def test_namespace_operations_are_recorded_only_with_provenance_on(
         ns.put("/kept", size=3)  # a synchronous commit: every message before it is flushed
         assert log_rows(conn) == (done if recorded else 0)  # a read's row comes later
         assert ns.stat("/kept").size == 3  # the operations themselves are the same
-    (read,) = messages(conn, decoding) if recorded else [None]
+    (read,) = decoding.texts() if recorded else [None]
     assert read is None or ('"app_id" : "app-1"' in read and '"name" : "f"' in read)
-    assert recorded or not messages(conn, decoding)
+    assert recorded or not decoding.texts()
 
 
 def test_a_read_writes_nothing_and_is_recorded_even_if_its_transaction_rolls_back(
-    ns: Namespace, conn: psycopg.Connection, decoding: str
+    ns: Namespace, conn: psycopg.Connection, decoding: ReadMessages
 ) -> None:
     ns.put("/f")
     before = log_rows(conn)
@@ -78,17 +70,18 @@ def test_a_read_writes_nothing_and_is_recorded_even_if_its_transaction_rolls_bac
     conn.execute("ROLLBACK")  # the caller gives up after the read
     ns.mkdir("/later")
     assert log_rows(conn) == before + 1  # the mkdir's row; the reads are messages
-    assert len(messages(conn, decoding)) == 2  # the read happened, whatever came after
+    assert len(decoding.texts()) == 2  # the read happened, whatever came after
 
 
 def test_the_token_of_a_read_covers_its_message(
-    ns: Namespace, conn: psycopg.Connection, decoding: str
+    ns: Namespace, conn: psycopg.Connection, decoding: ReadMessages
 ) -> None:
     ns.put("/f")
     token = Namespace(conn, Actor("root", "reader-1")).cat("/f").token
     ns.mkdir("/later")  # a synchronous commit: the WAL before it is flushed
     changes = conn.execute(
-        "SELECT data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL)", [decoding, token]
+        "SELECT data FROM pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL)",
+        [decoding.slot, token],
     ).fetchall()
     text = "\n".join(row[0] for row in changes)
     assert "prefix: epipe.prov.read" in text and '"app_id" : "reader-1"' in text
