@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         default="epipe", pattern=r"^[a-z0-9_]{1,63}$", description="replication slot of the tailer"
     )
     publication: str = Field(default="epipe", pattern=r"^[a-z0-9_]{1,63}$")
+    source: Literal["postgres", "debezium"] = Field(
+        default="postgres",
+        description="what reads the change log: postgres (the built-in pgoutput tailer) or "
+        "debezium (Debezium's Postgres connector, its embedded engine: Java >= 17 and the "
+        "extra epipe[debezium]; the embedded PostgreSQL then listens on loopback TCP too)",
+    )
+    debezium_heap_mb: int = Field(
+        default=512, ge=64, le=65536, description="largest Java heap of the Debezium engine"
+    )
     kafka_partitions: int = Field(default=6, ge=1, le=1000)
     kafka_replication: int = Field(default=1, ge=1, le=10)
     kafka_prefix: str = Field(

@@ -72,8 +72,24 @@ def open_bus(settings: Settings) -> Bus:
 def open_source(
     settings: Settings, dsn: str, *, backfill: bool = False, backfill_chunk: int | None = None
 ) -> Source:
-    """The change stream: PostgreSQL's change log through slot EPIPE_SLOT. `backfill`: emit
+    """The change stream: PostgreSQL's change log through slot EPIPE_SLOT, read by the
+    built-in tailer or (EPIPE_SOURCE=debezium) Debezium's embedded engine. `backfill`: emit
     every existing row again (as when the slot is new)."""
+    if settings.source == "debezium":
+        from epipe.db.server import tcp_dsn
+        from epipe.source.debezium import DebeziumSource
+
+        return DebeziumSource(
+            dsn,
+            tcp_dsn(settings, dsn),
+            PipelineStore(dsn),
+            home=settings.home,
+            slot=settings.slot,
+            publication=settings.publication,
+            backfill=backfill,
+            heartbeat_interval=settings.heartbeat_interval,
+            heap_mb=settings.debezium_heap_mb,
+        )
     from epipe.source.postgres import PostgresSource
 
     return PostgresSource(

@@ -39,6 +39,11 @@ def _reap_pipeline_processes() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     server = EmbeddedPostgres(tmp_path_factory.mktemp("epipe-home"))
+    yield from _serving_the_template(server)
+
+
+def _serving_the_template(server: EmbeddedPostgres) -> Iterator[EmbeddedPostgres]:
+    """`server` started with the migrated template database; stopped when done."""
     server.start()
     with connect(server.dsn) as conn:
         conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
@@ -50,6 +55,29 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPost
 
 def _dsn_for(server: EmbeddedPostgres, dbname: str) -> str:
     return server.dsn.replace("dbname=epipe", f"dbname={dbname}")
+
+
+@pytest.fixture(scope="session")
+def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """An embedded PostgreSQL that also listens on loopback TCP (what Debezium's JDBC
+    driver needs), for the Debezium source's tests; skipped where that source cannot run."""
+    from epipe.source.debezium import unavailable as debezium_unavailable
+
+    reason = debezium_unavailable()
+    if reason:
+        pytest.skip(f"Debezium source tests skipped: {reason}")
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("epipe-tcp-home"), tcp=True)
+    yield from _serving_the_template(server)
+
+
+@pytest.fixture
+def tcp_dsn(tcp_server: EmbeddedPostgres) -> Iterator[str]:
+    """DSN over TCP (with the password) of a migrated database of its own for this test."""
+    name = f"t{next(_serial)}"
+    with connect(tcp_server.dsn) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    yield tcp_server.tcp_dsn.replace("dbname=epipe", f"dbname={name}")
+    drop_database(tcp_server, name)
 
 
 @pytest.fixture

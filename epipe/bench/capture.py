@@ -2,9 +2,12 @@
 
 The same committed changes are drained from separate replication slots, created together
 before the workload: by `pg_recvlogical` (pgoutput to /dev/null: what the server can decode
-and send, the physical limit here) and by epipe's tailer into the in-process bus with a
-consumer that acknowledges every event (and into Kafka when a broker is configured).
-Runs alternate, twice each, and the best of each is compared.
+and send, the physical limit here), by epipe's tailer into the in-process bus with a
+consumer that acknowledges every event (and into Kafka when a broker is configured), and by
+Debezium's embedded engine as epipe's source into the same bus (where Java and the engine
+are installed and the server takes TCP). Runs alternate, twice each, and the best of each
+is compared. Debezium's rate is counted from its first event: its start (the JVM, the
+connector) is reported apart.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Drain:
     what: str
     changes: int
     seconds: float
+    start_s: float = 0.0  # before the first event (counted apart, not in `seconds`)
 
     @property
     def per_s(self) -> float:
@@ -73,11 +77,16 @@ def run(
     """Drain the same changes with pg_recvlogical, the tailer into the in-process bus, and
     (when EPIPE_KAFKA_BOOTSTRAP is set) the tailer into Kafka."""
     kafka = bool(settings.kafka_bootstrap)
+    debezium_skipped = _debezium_unavailable(settings, admin_dsn)
     dsn = _fresh_database(admin_dsn)
     with connect(dsn) as conn:
         migrate(conn)
         conn.execute(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE inodes, xattrs, prov_ops")
-        kinds = ["recvlogical", "epipe"] + (["kafka"] if kafka else [])
+        kinds = (
+            ["recvlogical", "epipe"]
+            + (["kafka"] if kafka else [])
+            + ([] if debezium_skipped else ["debezium"])
+        )
         slots = {(kind, i): f"bench_{kind}_{i}" for kind in kinds for i in range(repeats)}
         for slot in slots.values():
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [slot])
@@ -89,9 +98,13 @@ def run(
                 slot = slots[(kind, i)]
                 if kind == "recvlogical":
                     drain = _recvlogical(dsn, slot, end, changes)
-                else:
-                    bus = "inprocess" if kind == "epipe" else "kafka"
-                    update = {"slot": slot, "publication": PUBLICATION, "bus": bus}
+                else:  # the built-in tailer (whatever EPIPE_SOURCE says) or Debezium
+                    update = {
+                        "slot": slot,
+                        "publication": PUBLICATION,
+                        "bus": "kafka" if kind == "kafka" else "inprocess",
+                        "source": "debezium" if kind == "debezium" else "postgres",
+                    }
                     drain = _epipe(settings.model_copy(update=update), dsn, end, changes)
                 drains[kind].append(drain)
                 progress(f"{kind} run {i + 1}: {drain.per_s:,.0f} changes/s")
@@ -109,8 +122,28 @@ def run(
     if kafka:
         result["kafka_events_per_s"] = round(best["kafka"])
         result["kafka_ratio"] = round(best["kafka"] / best["recvlogical"], 3)
+    if debezium_skipped:
+        result["debezium_skipped"] = debezium_skipped
+    else:
+        result["debezium_events_per_s"] = round(best["debezium"])
+        result["debezium_ratio"] = round(best["debezium"] / best["recvlogical"], 3)
+        result["debezium_start_s"] = round(min(d.start_s for d in drains["debezium"]), 2)
     _drop_database(admin_dsn)
     return result
+
+
+def _debezium_unavailable(settings: Settings, admin_dsn: str) -> str | None:
+    """Why Debezium's drain cannot run here, or None."""
+    from epipe.db.server import tcp_dsn
+    from epipe.source.debezium import unavailable
+
+    reason = unavailable()
+    if reason is None:
+        try:
+            tcp_dsn(settings, admin_dsn)
+        except EpipeError as exc:
+            reason = str(exc)
+    return reason
 
 
 def _fresh_database(admin_dsn: str) -> str:
@@ -185,10 +218,15 @@ def _epipe(settings: Settings, dsn: str, end: int, changes: int) -> Drain:
     thread = threading.Thread(target=runner.run, args=(stop,))
     started = time.perf_counter()
     thread.start()
+    first = started  # Debezium's: its first event (the JVM and connector start before it)
     try:
+        if settings.source == "debezium":
+            while thread.is_alive() and sink.count == 0:
+                time.sleep(0.005)
+            first = time.perf_counter()
         while thread.is_alive() and (runner.tailer is None or runner.tailer.confirmed < end):
             time.sleep(0.005)
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - first
     finally:
         stop.set()
         thread.join()
@@ -196,4 +234,6 @@ def _epipe(settings: Settings, dsn: str, end: int, changes: int) -> Drain:
             store.forget("bench")
     if consumers and sink.count < changes:
         raise RuntimeError(f"the bench consumer saw {sink.count} of {changes} changes")
-    return Drain("epipe", changes, seconds)
+    if settings.source == "debezium":
+        (settings.home.resolve() / "debezium" / f"{settings.slot}.offsets").unlink(missing_ok=True)
+    return Drain(settings.source, changes, seconds, first - started)

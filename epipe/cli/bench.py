@@ -165,6 +165,13 @@ def _capture(ctx: Context, images: int) -> dict[str, Any]:
         )
     else:
         click.echo("  epipe -> Kafka: not measured (EPIPE_KAFKA_BOOTSTRAP is not set)")
+    if "debezium_events_per_s" in result:
+        click.echo(
+            f"  {'Debezium (embedded) -> in-process':<36}{result['debezium_events_per_s']:>12,}"
+            f"{result['debezium_ratio']:>8.2f}   (its start: {result['debezium_start_s']} s)"
+        )
+    else:
+        click.echo(f"  Debezium: not measured ({result['debezium_skipped']})")
     return result
 
 

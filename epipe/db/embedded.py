@@ -4,6 +4,10 @@ Layout of `<home>/pg/` (owned by the user the server runs as):
     data/           PGDATA (initdb'd with UTF8 and the C collation: byte order = path order)
     run/            unix socket directory (TCP is off: only this machine's users connect)
     postgres.log    server log
+    port, password  only once TCP is on (`tcp=True`, for Debezium's JDBC driver, which has
+                    no unix sockets): the loopback port it keeps and the password of the
+                    role over TCP (scram-sha-256; the socket stays trusted, its directory
+                    being 0700)
 
 PostgreSQL refuses to run as root, so under root the server runs as the unprivileged
 system user `epipe` (created on first use); every other user runs it as themselves.
@@ -15,6 +19,8 @@ import fcntl
 import hashlib
 import os
 import pwd
+import secrets
+import socket
 import subprocess
 import tempfile
 import time
@@ -29,7 +35,8 @@ from epipe.errors import DatabaseError
 SERVICE_USER = "epipe"
 DB_USER = "epipe"
 DB_NAME = "epipe"
-_SOCKET_NAME = ".s.PGSQL.5432"
+DEFAULT_PORT = 5432
+_SOCKET_NAME = ".s.PGSQL.65535"  # the longest name a port gives
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 # Settings epipe relies on; written to data/epipe.conf at every start so upgrades apply them.
@@ -67,20 +74,50 @@ class ServerStatus:
 class EmbeddedPostgres:
     """Lifecycle of the embedded server: `start`, `stop`, `status`, `dsn`."""
 
-    def __init__(self, home: Path, settings: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, settings: Mapping[str, str] | None = None, *, tcp: bool = False
+    ) -> None:
         self.root = home.resolve() / "pg"
         self.data_dir = self.root / "data"
         self.log_file = self.root / "postgres.log"
         self.run_dir = _socket_dir(self.root)
         self._settings = {**SERVER_SETTINGS, **(settings or {})}
         self._run_as = _service_user() if os.geteuid() == 0 else None
+        self._tcp = tcp  # start() turns TCP on (it stays on for this home)
+
+    @property
+    def port(self) -> int:
+        """The server's port: the socket's name, and the loopback port once TCP is on."""
+        try:
+            return int((self.root / "port").read_text())
+        except (OSError, ValueError):
+            return DEFAULT_PORT
+
+    @property
+    def tcp(self) -> bool:
+        """Whether the server listens on 127.0.0.1 (at `port`) too."""
+        return (self.root / "port").exists()
 
     @property
     def dsn(self) -> str:
-        return f"host={self.run_dir} port=5432 user={DB_USER} dbname={DB_NAME}"
+        return f"host={self.run_dir} port={self.port} user={DB_USER} dbname={DB_NAME}"
+
+    @property
+    def tcp_dsn(self) -> str:
+        """The DSN over TCP on loopback, with the role's password (TCP must be on)."""
+        if not self.tcp:
+            raise DatabaseError(
+                "the embedded PostgreSQL does not listen on TCP (Debezium needs it): stop it "
+                "(`epipe db stop`) and start it with EPIPE_SOURCE=debezium"
+            )
+        password = (self.root / "password").read_text().strip()
+        return (
+            f"host=127.0.0.1 port={self.port} user={DB_USER} password={password} dbname={DB_NAME}"
+        )
 
     def url(self, dbname: str = DB_NAME) -> str:
-        return f"postgresql://{DB_USER}@/{dbname}?host={self.run_dir}"
+        port = "" if self.port == DEFAULT_PORT else f"&port={self.port}"
+        return f"postgresql://{DB_USER}@/{dbname}?host={self.run_dir}{port}"
 
     def status(self) -> ServerStatus:
         pid = self._running_pid()
@@ -90,14 +127,30 @@ class EmbeddedPostgres:
         """Start the server (initialising it on first use); False if it was already running."""
         with self._lock():
             if self._running_pid() is not None:
+                if self._tcp and not self.tcp:
+                    self.tcp_dsn  # noqa: B018 - raises: it runs without TCP
                 return False
             self._prepare_dirs()
             if not (self.data_dir / "PG_VERSION").exists():
                 self._initdb()
-            self._write_config()
-            self._pg_ctl("-l", str(self.log_file), "-w", "-t", "60", "start")
+            if self._tcp and not self.tcp:
+                self._choose_port()
+                (self.root / "password").touch(mode=0o600)
+                (self.root / "password").write_text(secrets.token_urlsafe(24) + "\n")
+            for attempt in range(3):
+                self._write_config()
+                try:
+                    self._pg_ctl("-l", str(self.log_file), "-w", "-t", "60", "start")
+                    break
+                except DatabaseError as exc:
+                    # the loopback port was taken meanwhile: another one
+                    if not self.tcp or "already in use" not in str(exc) or attempt == 2:
+                        raise
+                    self._choose_port()
             self._wait_ready()
             self._ensure_database()
+            if self.tcp:
+                self._set_password()
             return True
 
     def stop(self, *, immediate: bool = False) -> bool:
@@ -168,12 +221,41 @@ class EmbeddedPostgres:
             handle.write("\ninclude_if_exists = 'epipe.conf'\n")
 
     def _write_config(self) -> None:
-        settings = {**self._settings, "unix_socket_directories": f"'{self.run_dir}'"}
+        hba = self.data_dir / "epipe_hba.conf"
+        settings = {
+            **self._settings,
+            "unix_socket_directories": f"'{self.run_dir}'",
+            "port": str(self.port),
+            "hba_file": f"'{hba}'",
+        }
+        if self.tcp:
+            settings["listen_addresses"] = "'127.0.0.1'"
         text = "".join(f"{key} = {value}\n" for key, value in settings.items())
         path = self.data_dir / "epipe.conf"
-        path.write_text("# written by epipe at every start; edit epipe's settings instead\n" + text)
+        header = "# written by epipe at every start; edit epipe's settings instead\n"
+        path.write_text(header + text)
+        hba.write_text(header + _HBA)
         if self._run_as is not None:
             os.chown(path, *self._run_as)
+            os.chown(hba, *self._run_as)
+
+    def _choose_port(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        (self.root / "port").write_text(f"{port}\n")
+
+    def _set_password(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        password = (self.root / "password").read_text().strip()
+        with psycopg.connect(self._maintenance_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(DB_USER), sql.Literal(password)
+                )
+            )
 
     def _pg_ctl(self, *args: str) -> None:
         self._run([str(binaries_dir() / "pg_ctl"), "-D", str(self.data_dir), *args], "pg_ctl")
@@ -219,7 +301,7 @@ class EmbeddedPostgres:
 
     @property
     def _maintenance_dsn(self) -> str:
-        return f"host={self.run_dir} port=5432 user={DB_USER} dbname=postgres"
+        return f"host={self.run_dir} port={self.port} user={DB_USER} dbname=postgres"
 
     def _ensure_database(self) -> None:
         import psycopg
@@ -228,6 +310,16 @@ class EmbeddedPostgres:
             found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME])
             if found.fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+# The socket directory is 0700: whoever reaches the socket may connect. Over TCP (loopback,
+# only once turned on) a password is asked.
+_HBA = """\
+local   all             all                                     trust
+local   replication     all                                     trust
+host    all             all             127.0.0.1/32            scram-sha-256
+host    replication     all             127.0.0.1/32            scram-sha-256
+"""
 
 
 def _socket_dir(root: Path) -> Path:

@@ -88,10 +88,26 @@ def database_dsn(settings: Settings, *, start: bool = True) -> str:
         if problems:
             raise DatabaseError("\n".join(problems))
         return with_provenance(dsn, settings.provenance)
-    server = EmbeddedPostgres(settings.home)
+    server = EmbeddedPostgres(settings.home, tcp=settings.source == "debezium")
     if start:
         server.start()
     return with_provenance(server.dsn, settings.provenance)
+
+
+def tcp_dsn(settings: Settings, dsn: str) -> str:
+    """`dsn` over TCP, for a client without unix sockets (Debezium's JDBC driver): as it is
+    when it names a host, else through the embedded server's loopback port."""
+    params = conninfo_to_dict(dsn)
+    host = str(params.get("host") or "")
+    if host and not host.startswith("/") and "," not in host:
+        return dsn
+    if settings.dsn is not None:
+        raise DatabaseError(
+            "EPIPE_SOURCE=debezium needs EPIPE_DSN to name one TCP host (host=db.example "
+            "port=5432 ...): Debezium's JDBC driver cannot use a unix socket"
+        )
+    tcp = conninfo_to_dict(EmbeddedPostgres(settings.home, tcp=True).tcp_dsn)
+    return make_conninfo(dsn, host=tcp["host"], port=tcp["port"], password=tcp["password"])
 
 
 def with_provenance(dsn: str, provenance: str) -> str:

@@ -15,42 +15,41 @@ from epipe.errors import ConfigError
 JAVA_MIN = 17
 
 
-def find_java() -> Path:
-    """`$JAVA_HOME/bin/java` if JAVA_HOME is set, else `java` on PATH; it must be >= 17."""
+def find_java(what: str = "epipe hms") -> Path:
+    """`$JAVA_HOME/bin/java` if JAVA_HOME is set, else `java` on PATH; it must be >= 17
+    (`what` needs it: the error names it)."""
     java_home = os.environ.get("JAVA_HOME")
     if java_home:
         java = Path(java_home) / "bin" / "java"
         if not os.access(java, os.X_OK):
             raise ConfigError(
-                f"epipe hms needs Java >= {JAVA_MIN} (JAVA_HOME={java_home} has no bin/java)"
+                f"{what} needs Java >= {JAVA_MIN} (JAVA_HOME={java_home} has no bin/java)"
             )
     else:
         found = shutil.which("java")
         if found is None:
-            raise ConfigError(f"epipe hms needs Java >= {JAVA_MIN} (java not found on PATH)")
+            raise ConfigError(f"{what} needs Java >= {JAVA_MIN} (java not found on PATH)")
         java = Path(found)
-    version = _java_version(java)
+    version = _java_version(java, what)
     if version < JAVA_MIN:
         raise ConfigError(
-            f"epipe hms needs Java >= {JAVA_MIN} ({java} is Java {version}; set JAVA_HOME or PATH)"
+            f"{what} needs Java >= {JAVA_MIN} ({java} is Java {version}; set JAVA_HOME or PATH)"
         )
     return java
 
 
-def _java_version(java: Path) -> int:
+def _java_version(java: Path, what: str) -> int:
     try:
         done = subprocess.run(
             [str(java), "-version"], capture_output=True, text=True, timeout=120, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(
-            f"epipe hms needs Java >= {JAVA_MIN} ({java} does not run: {exc})"
-        ) from None
+        raise ConfigError(f"{what} needs Java >= {JAVA_MIN} ({java} does not run: {exc})") from None
     # `openjdk version "17.0.15" 2025-04-15`, or `java version "1.8.0_402"` before Java 9
     found = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
     if found is None:
         raise ConfigError(
-            f"epipe hms needs Java >= {JAVA_MIN} ({java} -version does not name a version)"
+            f"{what} needs Java >= {JAVA_MIN} ({java} -version does not name a version)"
         )
     major = int(found[1])
     return int(found[2] or 0) if major == 1 else major

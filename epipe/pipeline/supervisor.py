@@ -25,12 +25,13 @@ from epipe.bus import BusError
 from epipe.errors import DatabaseError, EpipeError, MigrationError
 from epipe.index.engine import EngineError
 from epipe.sink import Unavailable
+from epipe.source import SourceError
 
 # A lost or refused connection: the server stopped, restarted or is unreachable.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 # SQLSTATE classes that pass: connection exception, insufficient resources, operator
 # intervention (a shutdown), system error
-_PASSING_STATES = ("08", "53", "57", "58")
+PASSING_STATES = ("08", "53", "57", "58")
 
 
 class Attempt(Protocol):
@@ -61,6 +62,8 @@ def retryable(exc: BaseException) -> bool:
     """Whether waiting may cure `exc` (see the module's docstring)."""
     if isinstance(exc, BusError | EngineError | Unavailable):
         return True
+    if isinstance(exc, SourceError) and exc.passing:
+        return True
     if isinstance(exc, MigrationError) or not isinstance(exc, Exception):
         return False
     return any(_lost_connection(e) for e in _chain(exc))
@@ -72,10 +75,10 @@ def _lost_connection(exc: BaseException) -> bool:
     if isinstance(exc, CONNECTION_ERRORS):
         return True
     if isinstance(exc, psycopg.Error):
-        return (exc.sqlstate or "")[:2] in _PASSING_STATES
+        return (exc.sqlstate or "")[:2] in PASSING_STATES
     if isinstance(exc, psycopg2.Error):  # the replication stream (epipe/source/slot.py)
         # without a SQLSTATE the client gave up on the connection ("no COPY in progress")
-        return exc.pgcode is None or exc.pgcode[:2] in _PASSING_STATES
+        return exc.pgcode is None or exc.pgcode[:2] in PASSING_STATES
     return False
 
 

@@ -105,7 +105,7 @@ class Tailer:
     def _flush(self) -> None:
         deadline = time.monotonic() + self._flush_timeout
         while not self.bus.flush(timeout=1.0):
-            self.source.confirm(self._confirmed)  # the stream must not time out meanwhile
+            self.source.keepalive()  # the stream must not time out meanwhile
             if time.monotonic() > deadline:
                 raise BusError(f"the bus did not accept events within {self._flush_timeout} s")
         self._unflushed = 0
@@ -118,9 +118,9 @@ class Tailer:
         self._report()
 
     def _confirm(self, position: int) -> None:
-        if position > self._confirmed:
-            self.source.confirm(position)
-            self._confirmed = position
+        """After a flush: everything read is durable (the source may let go of it)."""
+        self.source.confirm(position)
+        self._confirmed = max(self._confirmed, position)
 
     def _report(self) -> None:
         """Add the counts since the last report to the stage counters, at most once a second."""

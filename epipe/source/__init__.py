@@ -1,9 +1,12 @@
 """The source port: a change stream that yields batches of domain events and takes
 confirmations. The tailer (epipe/pipeline/tail.py) is its consumer.
 
-One adapter today: `PostgresSource` (`postgres`): PostgreSQL's change log through a logical
-replication slot (`slot`), pgoutput decoded (`pgoutput`) and translated to events
-(`translate`), both pure, with rows that predate the slot brought in by `backfill`.
+Two adapters, chosen by EPIPE_SOURCE in the composition root:
+- `PostgresSource` (`postgres`): PostgreSQL's change log through a logical replication slot
+  (`slot`), pgoutput decoded (`pgoutput`) and translated to events (`translate`), both pure,
+  with rows that predate the slot brought in by `backfill`;
+- `DebeziumSource` (`debezium`): Debezium's embedded engine streaming the same slot, its
+  change events translated to the same domain events (`envelope`, pure).
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from epipe.events import Event
 
 class SourceError(EpipeError):
     """The change log cannot be read (no slot, lost connection, wrong configuration)."""
+
+    def __init__(self, message: str, *, passing: bool = False) -> None:
+        super().__init__(message)
+        self.passing = passing  # waiting may cure it: the database went away
 
 
 class Batch(NamedTuple):
@@ -43,8 +50,10 @@ class Source(Protocol):
         `timeout` seconds) with the position they reach."""
 
     def confirm(self, position: int) -> None:
-        """Every change before `position` is durably handed on. Called again with a
-        position already confirmed, it tells the source the reader is alive (a long flush
-        must not let the stream time out)."""
+        """Everything read so far is durably handed on, and so every change before
+        `position`. Called after each flush, also with a position already confirmed."""
+
+    def keepalive(self) -> None:
+        """The reader is alive but busy (a long flush must not let the stream time out)."""
 
     def close(self) -> None: ...

@@ -152,6 +152,9 @@ class PostgresSource:
         if self._backfill is not None:
             self._backfill.on_confirmed(position)
 
+    def keepalive(self) -> None:
+        self.slot.keepalive()
+
     def close(self) -> None:
         self.slot.close()
         self._store.close()  # handed over by the composition root: the source owns it

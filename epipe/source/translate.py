@@ -81,6 +81,30 @@ def _text(value: str) -> str:
     return value
 
 
+def read_event(lsn: int, content: bytes) -> Event:
+    """A read, recorded as a non-transactional message: a `prov.op` event at the message's
+    own position, keyed by that position until it is logged. Content that is not a read's
+    goes on as it is: the provenance consumer dead-letters it."""
+    try:
+        row = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        row = {"content": content.decode(errors="replace"), "error": str(exc)}
+    if not isinstance(row, dict):
+        row = {"content": row}
+    inode = row.get("inode_id")
+    at = row.get("at")
+    data = {"op": {**row, "id": None, "op": "read", "detail": None, "lsn": lsn_to_str(lsn)}}
+    return Event(
+        ev.PROV_OP,
+        lsn,
+        0,
+        0,
+        at if isinstance(at, str) else "",
+        inode if isinstance(inode, int) and not isinstance(inode, bool) else None,
+        data,
+    )
+
+
 class Table(NamedTuple):
     """A relation as the translator needs it: names and a converter per column."""
 
@@ -188,32 +212,9 @@ class Translator:
         return []  # Type carries no row data
 
     def _message(self, message: pg.Message) -> list[Event]:
-        """A read, recorded as a non-transactional message: a `prov.op` event at the
-        message's own position, keyed by that position until it is logged. Content that is
-        not a read's goes on as it is: the provenance consumer dead-letters it."""
         if message.transactional or message.prefix != READ:
             return []
-        lsn = lsn_to_str(message.lsn)
-        try:
-            row = orjson.loads(message.content)
-        except orjson.JSONDecodeError as exc:
-            row = {"content": message.content.decode(errors="replace"), "error": str(exc)}
-        if not isinstance(row, dict):
-            row = {"content": row}
-        inode = row.get("inode_id")
-        at = row.get("at")
-        data = {"op": {**row, "id": None, "op": "read", "detail": None, "lsn": lsn}}
-        return [
-            Event(
-                ev.PROV_OP,
-                message.lsn,
-                0,
-                0,
-                at if isinstance(at, str) else "",
-                inode if isinstance(inode, int) and not isinstance(inode, bool) else None,
-                data,
-            )
-        ]
+        return [read_event(message.lsn, message.content)]
 
     def next_seq(self) -> int:
         seq = self._seq
@@ -237,10 +238,15 @@ class Translator:
     # -- protocol messages -------------------------------------------------------------------
 
     def _begin(self, message: pg.Begin) -> None:
+        committed_at = _EPOCH_2000 + timedelta(microseconds=message.commit_ts)
+        self.begin(message.xid, message.final_lsn, committed_at.isoformat())
+
+    def begin(self, xid: int, commit_lsn: int, committed_at: str) -> None:
+        """A transaction starts: its events carry these, in sequence from 0."""
         self.in_transaction = True
-        self.xid = message.xid
-        self.commit_lsn = message.final_lsn
-        self.committed_at = (_EPOCH_2000 + timedelta(microseconds=message.commit_ts)).isoformat()
+        self.xid = xid
+        self.commit_lsn = commit_lsn
+        self.committed_at = committed_at
         self._seq = 0
 
     def _relation(self, message: pg.Relation) -> None:
@@ -275,9 +281,10 @@ class Translator:
         if table is None:
             return []
         row, _ = table.row(message.new)
-        return self._inserted(table.name, row)
+        return self.inserted(table.name, row)
 
-    def _inserted(self, table: str, row: dict[str, Any]) -> list[Event]:
+    def inserted(self, table: str, row: dict[str, Any]) -> list[Event]:
+        """The events of a row inserted into `table`."""
         if table == "prov_ops" and row.get("lsn") is not None:
             return []  # a read the provenance consumer logged: its message was the event
         return [self.created(table, row)]
@@ -304,11 +311,11 @@ class Translator:
             if kind == 0x49:
                 if tag != 0x4E:
                     raise pg.DecodeError("insert without a new tuple")
-                return self._inserted(table.name, table.parse(payload, 6)[0])
+                return self.inserted(table.name, table.parse(payload, 6)[0])
             if kind == 0x44:
                 if tag not in (0x4B, 0x4F):
                     raise pg.DecodeError("delete without an old tuple")
-                return self._deleted(table, table.parse(payload, 6)[0])
+                return self.deleted(table.name, table.parse(payload, 6)[0])
             pos, old, old_kind = 5, None, None
             if tag in (0x4B, 0x4F):
                 old_kind = chr(tag)
@@ -316,7 +323,7 @@ class Translator:
             if payload[pos] != 0x4E:
                 raise pg.DecodeError("update without a new tuple")
             new, unchanged, _ = table.parse(payload, pos + 1)
-            return self._updated(table, old_kind, old, new, unchanged)
+            return self.updated(table.name, old_kind, old, new, unchanged)
         except (IndexError, ValueError, StructError) as exc:
             raise pg.DecodeError(f"malformed pgoutput {chr(kind)!r} message: {exc}") from None
 
@@ -326,11 +333,11 @@ class Translator:
             return []
         new, unchanged = table.row(message.new)
         old = table.row(message.old)[0] if message.old is not None else None
-        return self._updated(table, message.old_kind, old, new, unchanged)
+        return self.updated(table.name, message.old_kind, old, new, unchanged)
 
-    def _updated(
+    def updated(
         self,
-        table: Table,
+        table: str,
         old_kind: str | None,
         old: dict[str, Any] | None,
         new: dict[str, Any],
@@ -341,9 +348,9 @@ class Translator:
                 if name in old:
                     new[name] = old[name]
             unchanged = [name for name in unchanged if name not in old]
-        if table.name == "inodes":
+        if table == "inodes":
             return self._inode_update(old, old_kind, new, unchanged)
-        if table.name == "xattrs":
+        if table == "xattrs":
             return self._xattr_update(old, new, unchanged)
         return []  # provenance rows are history: corrections are not provenance events
 
@@ -392,11 +399,12 @@ class Translator:
         table = self._tables.get(message.relation_oid)
         if table is None:
             return []
-        return self._deleted(table, table.row(message.old)[0])
+        return self.deleted(table.name, table.row(message.old)[0])
 
-    def _deleted(self, table: Table, old: dict[str, Any]) -> list[Event]:
-        if table.name == "inodes":
+    def deleted(self, table: str, old: dict[str, Any]) -> list[Event]:
+        """The events of a row deleted from `table` (`old`: its key, or all of it)."""
+        if table == "inodes":
             return [self.event(ev.INODE_DELETED, old.get("id"), {"inode": old})]
-        if table.name == "xattrs":
+        if table == "xattrs":
             return [self.event(ev.XATTR_REMOVED, old.get("inode_id"), {"xattr": xattr_key(old)})]
         return []

@@ -67,6 +67,10 @@ class JournaledSource:
         self._journal.write(f"confirm {position}")
         self._source.confirm(position)
 
+    def keepalive(self) -> None:
+        self._journal.write("keepalive")
+        self._source.keepalive()
+
     def close(self) -> None:
         self._source.close()
 

@@ -103,13 +103,15 @@ def running(
         assert not handle.errors, handle.errors
 
 
-def epipe_env(dsn: str, home: Path, slot: str) -> dict[str, str]:
-    """The environment of `epipe` processes on database `dsn`, home `home` and slot `slot`."""
+def epipe_env(dsn: str, home: Path, slot: str, source: str = "postgres") -> dict[str, str]:
+    """The environment of `epipe` processes on database `dsn`, home `home` and slot `slot`,
+    reading the change log with `source` (EPIPE_SOURCE)."""
     return {
         **os.environ,
         "EPIPE_DSN": dsn,
         "EPIPE_HOME": str(home),
         "EPIPE_SLOT": slot,
+        "EPIPE_SOURCE": source,
         "EPIPE_HEARTBEAT_INTERVAL": "0.2",
     }
 
@@ -190,9 +192,17 @@ class EpipeProcess:
 class PipelineProcess(EpipeProcess):
     """`epipe run` as a real process, to kill -9."""
 
-    def __init__(self, dsn: str, home: Path, slot: str, events_file: Path, *args: str) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        home: Path,
+        slot: str,
+        events_file: Path,
+        *args: str,
+        source: str = "postgres",
+    ) -> None:
         super().__init__(
-            epipe_env(dsn, home, slot),
+            epipe_env(dsn, home, slot, source),
             home / f"{slot}.log",
             "run",
             "--events-file",

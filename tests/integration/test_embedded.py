@@ -142,3 +142,38 @@ def test_long_home_paths_get_a_short_socket_directory(tmp_path: Path) -> None:
     server = EmbeddedPostgres(deep)
     assert len(str(server.run_dir)) < 100
     assert str(server.run_dir).startswith("/tmp/epipe-") or server.run_dir.is_relative_to(deep)
+
+
+def test_tcp_for_debezium_asks_a_password_and_stays_on(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    plain = EmbeddedPostgres(home)
+    assert plain.start() is True
+    try:
+        assert not plain.tcp
+        with pytest.raises(DatabaseError, match="does not listen on TCP"):
+            EmbeddedPostgres(home, tcp=True).start()  # running without: not changed under it
+    finally:
+        plain.stop()
+    server = EmbeddedPostgres(home, tcp=True)
+    assert server.start() is True
+    try:
+        assert server.tcp and server.port != 5432
+        assert (home / "pg" / "password").stat().st_mode & 0o077 == 0
+        with connect(server.tcp_dsn) as conn:  # over TCP, with the password
+            assert conn.execute("SELECT inet_server_addr()::text").fetchone() == ("127.0.0.1/32",)
+        with connect(server.dsn) as conn:  # the socket, named after the port
+            assert conn.execute("SELECT current_setting('port')").fetchone() == (str(server.port),)
+        wrong = server.tcp_dsn.replace("password=", "password=x")
+        with pytest.raises(DatabaseError, match="password authentication failed"):
+            connect(wrong)
+        unset = " ".join(w for w in server.tcp_dsn.split() if not w.startswith("password="))
+        with pytest.raises(DatabaseError):
+            connect(unset)
+        port = server.port
+        server.stop()
+        assert EmbeddedPostgres(home).start() is True  # a later start without asking: still on
+        assert server.port == port
+        with connect(server.tcp_dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()

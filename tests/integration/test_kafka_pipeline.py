@@ -9,9 +9,12 @@ the test's topics and groups are its own (EPIPE_KAFKA_PREFIX).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
+from epipe.db.server import connect
 from tests.integration.kafka_helpers import Loader, Site
 
 
@@ -58,3 +61,18 @@ def test_the_provenance_consumer_killed_mid_load_converges_over_kafka(
     site: Site, conn: psycopg.Connection
 ) -> None:
     kill_mid_load_and_converge(site, conn, ("index", "provenance"), "provenance")
+
+
+@pytest.mark.timeout(240)
+def test_debezium_as_the_tailer_over_kafka_converges_through_a_killed_consumer(
+    tcp_dsn: str, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """`epipe tail` with EPIPE_SOURCE=debezium: Debezium's embedded engine in the tailer's
+    process publishes the same events to Kafka."""
+    site = Site(tcp_dsn, tmp_path, kafka_bootstrap)
+    site.env["EPIPE_SOURCE"] = "debezium"
+    try:
+        with connect(tcp_dsn) as conn:
+            kill_mid_load_and_converge(site, conn, ("index", "provenance"), "provenance")
+    finally:
+        site.reap()

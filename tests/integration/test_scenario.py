@@ -5,7 +5,6 @@ files while it is down, restart — then the answers are right and `epipe verify
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +13,16 @@ from typing import Any
 import psycopg
 import pytest
 
+from epipe.db.server import connect
 from tests.integration.helpers import wait_until
-from tests.integration.pipeline_helpers import epipe_command, epipe_env, new_slot
+from tests.integration.pipeline_helpers import EpipeProcess, epipe_command, epipe_env, new_slot
 
 
 class User:
-    def __init__(self, dsn: str, home: Path) -> None:
-        self.env = epipe_env(dsn, home, new_slot())
-        self.log = home / "run.log"
-        self.pipeline: subprocess.Popen[bytes] | None = None
+    def __init__(self, dsn: str, home: Path, source: str = "postgres") -> None:
+        self.env = epipe_env(dsn, home, new_slot(), source)
+        # a process the session reaps if the test fails before stopping it
+        self.pipeline = EpipeProcess(self.env, home / "run.log", "run")
 
     def epipe(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = epipe_command(self.env, *args)
@@ -31,10 +31,7 @@ class User:
         return done
 
     def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.pipeline = subprocess.Popen(
-                [sys.executable, "-m", "epipe", "run"], env=self.env, stdout=log, stderr=log
-            )
+        self.pipeline.start()
 
     def search(self, *args: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(
@@ -66,7 +63,17 @@ def bicycles_over(conn: psycopg.Connection, n: int, under: str) -> set[str]:
 def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
     dsn: str, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    user = User(dsn, tmp_path)
+    scenario(User(dsn, tmp_path), conn)
+
+
+@pytest.mark.slow
+def test_the_scenario_with_debezium_as_the_source(tcp_dsn: str, tmp_path: Path) -> None:
+    """The same, with Debezium's embedded engine reading the change log (EPIPE_SOURCE)."""
+    with connect(tcp_dsn) as conn:
+        scenario(User(tcp_dsn, tmp_path, source="debezium"), conn)
+
+
+def scenario(user: User, conn: psycopg.Connection) -> None:
     root = "/Projects/cars/images"
     user.epipe("user", "add", "alice")
     user.epipe("project", "create", "cars", "--owner", "alice")
@@ -77,7 +84,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
     # annotation range query: exactly the images with more than three bicycles
     found = user.search("--xattr", "labels.objects.bicycle>3", "--under", root)
     paths = {hit["path"] for hit in found["hits"]}
-    assert paths == bicycles_over(conn, 3, root) and paths
+    assert paths == bicycles_over(conn, 3, root) and paths, user.epipe("verify", check=False)
 
     # annotate, then search with the token: found at once
     target = sorted(paths)[0]
@@ -118,9 +125,7 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
         stderr=subprocess.DEVNULL,
     )
     wait_until(lambda: inodes(conn) > before, timeout=120)  # a first session of it is in
-    assert user.pipeline is not None
-    user.pipeline.send_signal(signal.SIGKILL)
-    user.pipeline.wait()
+    user.pipeline.kill()
     assert burst.wait(timeout=300) == 0
     user.epipe("fs", "rm", "-r", "/Projects/cars/training", "--user", "alice")
     user.epipe(
@@ -136,5 +141,4 @@ def test_a_new_users_scenario_ends_with_right_answers_and_a_clean_verify(
     assert user.search("--under", "/Projects/cars/burst")["total"] == 0
     verify = user.epipe("verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    user.pipeline.send_signal(signal.SIGTERM)
-    assert user.pipeline.wait(timeout=60) == 0
+    assert user.pipeline.stop() == 0
