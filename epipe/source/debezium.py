@@ -391,7 +391,13 @@ def _load_engine(heap_mb: int) -> _Engine:
             "(make install has it)"
         ) from None
     if not _engines:
-        _engines[0] = _Engine(heap_mb)  # one JVM per process: its heap is the first one asked
+        try:  # one JVM per process: its heap is the first one asked
+            _engines[0] = _Engine(heap_mb)
+        except ConfigError:
+            raise
+        except Exception as exc:  # JPype's own errors: the JVM did not start
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"EPIPE_SOURCE=debezium: the JVM did not start: {line}") from None
     return _engines[0]
 
 
