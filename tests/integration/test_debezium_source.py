@@ -154,6 +154,8 @@ def test_kill_9_at_random_moments_with_debezium_loses_nothing(tcp_dsn: str, tmp_
                     partial(grown, events_file, more), timeout=120, why=process.log.read_text
                 )
                 process.kill()
+                # the server lets the slot go once it notices (another reader is refused)
+                wait_until(lambda: not (slot_state(conn, slot) or (True, 0))[0])
                 process.start()
         finally:
             stop.set()
