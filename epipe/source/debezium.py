@@ -16,11 +16,13 @@ it comes back through the stream after every earlier commit, and its position mo
 tailer, the consumers and the slot on.
 
 Rows already there when the slot is created (or its publication was broken) come from
-Debezium's snapshot (`op` "r", as `snapshot` events). It is recorded as the slot's backfill
-(epipe_backfills, as the built-in source's) before the slot is made, and done only once the
-engine committed offsets past it: a crash in the middle starts it again, and `epipe wait`
-and `epipe status` see it running. After consumers applied changes it resynchronises them
-(a truncation first), as the built-in backfill does.
+Debezium's snapshot (`op` "r", as `snapshot` events), taken in the exported snapshot of the
+slot Debezium creates itself (a snapshot beside an older slot would miss what commits while
+it starts: an existing slot is dropped first). It is recorded as the slot's backfill
+(epipe_backfills, as the built-in source's) before, and done only once the engine committed
+offsets past it: a crash in the middle starts it again, and `epipe wait` and `epipe status`
+see it running. After consumers applied changes it resynchronises them (a truncation
+first), as the built-in backfill does.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class DebeziumSource:
 
     def open(self) -> int:
         engine = _load_engine(self._heap_mb)
-        slot = self.slot
+        slot, store = self.slot, self._store
         setup = slot.inspect()
         self._offsets.parent.mkdir(parents=True, exist_ok=True)
         if setup.new_slot or setup.publication_gap or self._force_snapshot:
@@ -144,13 +146,26 @@ class DebeziumSource:
                     "were skipped; resynchronising every consumer by a snapshot",
                     slot.publication,
                 )
-            # recorded before the slot exists: a crash in between finds the gap again
-            resync = any(p.applied_lsn > 0 for p in self._store.positions())
-            self._store.start_backfill(slot.slot, list(CAPTURED), resync=resync)
+            # recorded before the slot is made: a crash in between finds the gap again
+            self._start_snapshot()
+        pending = [state for state in store.backfill(slot.slot) if not state.done]
+        if pending and not setup.new_slot:
+            # A snapshot is consistent only with a slot Debezium makes itself (it reads in
+            # the slot's exported snapshot); one taken beside an existing slot misses what
+            # commits while it starts. So the slot goes, and the snapshot resynchronises.
+            if not any(state.resync for state in pending):
+                self._start_snapshot()
+            slot.drop()
             self._offsets.unlink(missing_ok=True)
-        slot.repair()
-        position = self._confirmed = slot.confirmed
-        pending = [state for state in self._store.backfill(slot.slot) if not state.done]
+            pending = [state for state in store.backfill(slot.slot) if not state.done]
+        slot.repair_publication()
+        if pending:
+            row = slot.control.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            position = lsn_from_str(row[0]) if row else 0
+        else:
+            slot.repair()  # the slot was there: nothing is made
+            position = slot.confirmed
+        self._confirmed = position
         snapshot = self._snapshot_pending = bool(pending)
         resync = any(state.resync for state in pending)
         self.translator = EnvelopeTranslator(position, resync=resync)
@@ -160,6 +175,13 @@ class DebeziumSource:
         self._thread = threading.Thread(target=self._run, name="debezium", daemon=True)
         self._thread.start()
         return position
+
+    def _start_snapshot(self) -> None:
+        """Record the slot's backfill (a snapshot): a resynchronisation (truncation first)
+        once consumers applied changes."""
+        resync = any(p.applied_lsn > 0 for p in self._store.positions())
+        self._store.start_backfill(self.slot.slot, list(CAPTURED), resync=resync)
+        self._offsets.unlink(missing_ok=True)
 
     def read(self, max_events: int, timeout: float) -> Batch:
         events: list[Event] = []

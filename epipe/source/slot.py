@@ -123,6 +123,20 @@ class ReplicationSlot:
             assert created is not None
             self._confirmed = lsn_from_str(created[0])
 
+    def repair_publication(self) -> None:
+        """Create or complete the publication only (for a reader that makes its slot itself)."""
+        self._ensure_publication(self.control)
+
+    def drop(self) -> None:
+        """Drop the slot (it must not be streamed): what it held is to be read again another
+        way (a snapshot taken with a new slot)."""
+        self.control.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %s",
+            [self.slot],
+        )
+        self._confirmed = 0
+
     def publication_intact(self) -> bool:
         """The publication is the one last seen (not dropped and created again) and covers
         every captured table. Otherwise pgoutput has skipped, without a word, what was

@@ -195,3 +195,45 @@ def test_a_socket_dsn_or_a_server_without_tcp_is_refused_in_one_line(
         assert len(done.stderr.strip().splitlines()) == 1
     finally:
         epipe_command(plain, "db", "stop")
+
+
+@pytest.mark.slow
+def test_a_snapshot_again_resynchronises_while_apps_write(tcp_dsn: str, tmp_path: Path) -> None:
+    """`--backfill` (as a snapshot left unfinished by a crash) on a slot that exists: the
+    slot is made again by Debezium, whose snapshot reads in its exported snapshot, and the
+    consumers start over from a truncation. Apps write all along; the end equals the
+    database."""
+    slot = new_slot()
+    events_file = tmp_path / "events.jsonl"
+    env = epipe_env(tcp_dsn, tmp_path, slot, "debezium")
+    first = PipelineProcess(tcp_dsn, tmp_path, slot, events_file, source="debezium")
+    again = PipelineProcess(tcp_dsn, tmp_path, slot, events_file, "--backfill", source="debezium")
+    stop = threading.Event()
+    writer = threading.Thread(target=workload, args=(tcp_dsn, stop, 13))
+    with connect(tcp_dsn) as conn:
+        first.start()
+        wait_until(lambda: (slot_state(conn, slot) or (False, 0))[0], why=first.log.read_text)
+        writer.start()
+        try:
+            wait_until(partial(grown, events_file, 300), timeout=120, why=first.log.read_text)
+            assert first.stop() == 0, first.log.read_text()[-3000:]
+            again.start()
+            wait_until(
+                lambda: any(e.type == ev.TABLE_TRUNCATED for e in read_events(events_file)),
+                timeout=120,
+                why=again.log.read_text,
+            )
+            more = delivered_lines(events_file) + 300
+            wait_until(partial(grown, events_file, more), timeout=120, why=again.log.read_text)
+        finally:
+            stop.set()
+            writer.join()
+        waited = epipe_command(env, "wait", "--timeout", "120")
+        assert waited.returncode == 0, waited.stderr + again.log.read_text()[-3000:]
+        verify = epipe_command(env, "verify")
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert again.stop() == 0, again.log.read_text()[-3000:]
+        delivered = read_events(events_file)
+        truncations = [e for e in delivered if e.type == ev.TABLE_TRUNCATED]
+        assert len(truncations) == 1 and truncations[0].snapshot
+        assert Model.of(delivered).differences(Model.from_database(conn)) == []
