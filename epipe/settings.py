@@ -29,7 +29,12 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".epipe"), description="data dir of the embedded stack")
     dsn: SecretStr | None = Field(default=None, description="external PostgreSQL DSN")
-    bus: Literal["inprocess", "kafka"] = "inprocess"
+    bus: Literal["inprocess", "kafka", "connect"] = Field(
+        default="inprocess",
+        description="where consumers read events: inprocess (embedded), kafka (the topics "
+        "`epipe tail` writes) or connect (the topics Kafka Connect's Debezium connector "
+        "writes; consumers only, no tailer)",
+    )
     kafka_bootstrap: str | None = None
     index: Literal["tantivy", "elasticsearch"] = "tantivy"
     es_url: str | None = None
@@ -71,6 +76,12 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]{0,100}$",
         description="put before every topic name and consumer group id (`test1.` reads "
         "test1.epipe.fs as group test1.index): several pipelines on one Kafka cluster",
+    )
+    connect_topic_prefix: str = Field(
+        default="epipe",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="EPIPE_BUS=connect: the connector's topic.prefix (its topics are "
+        "PREFIX.public.inodes, PREFIX.transaction, ...)",
     )
     kafka_session_timeout_ms: int = Field(
         default=10_000,

@@ -50,13 +50,27 @@ def open_tantivy_store(root: Path) -> IndexStore:
 
 
 def open_bus(settings: Settings) -> Bus:
-    """The in-process bus (embedded), or Kafka at EPIPE_KAFKA_BOOTSTRAP."""
+    """The in-process bus (embedded), or Kafka at EPIPE_KAFKA_BOOTSTRAP: epipe's topics, or
+    (EPIPE_BUS=connect) those Kafka Connect's Debezium connector writes."""
     if settings.bus == "inprocess":
         from epipe.bus.inprocess import InProcessBus
 
         return InProcessBus()
     if not settings.kafka_bootstrap:
-        raise ConfigError("EPIPE_BUS=kafka needs EPIPE_KAFKA_BOOTSTRAP (host:port of a broker)")
+        raise ConfigError(
+            f"EPIPE_BUS={settings.bus} needs EPIPE_KAFKA_BOOTSTRAP (host:port of a broker)"
+        )
+    if settings.bus == "connect":
+        from epipe.bus.connect import ConnectBus
+
+        return ConnectBus(
+            settings.kafka_bootstrap,
+            topic_prefix=settings.connect_topic_prefix,
+            group_prefix=settings.kafka_prefix,
+            replication=settings.kafka_replication,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        )
     from epipe.bus.kafka import KafkaBus
 
     return KafkaBus(
@@ -75,6 +89,11 @@ def open_source(
     """The change stream: PostgreSQL's change log through slot EPIPE_SLOT, read by the
     built-in tailer or (EPIPE_SOURCE=debezium) Debezium's embedded engine. `backfill`: emit
     every existing row again (as when the slot is new)."""
+    if settings.bus == "connect":
+        raise ConfigError(
+            "EPIPE_BUS=connect: Kafka Connect's Debezium connector reads the change log and "
+            "writes the topics; run only consumers here (`epipe consume NAME`)"
+        )
     if settings.source == "debezium":
         from epipe.db.server import tcp_dsn
         from epipe.source.debezium import DebeziumSource

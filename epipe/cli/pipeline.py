@@ -35,11 +35,11 @@ def _supervise(attempt: Callable[[bool], Runner]) -> None:
     supervisor.run()
 
 
-def _require_kafka(ctx: Context, what: str) -> None:
+def _require_kafka(ctx: Context, what: str, *buses: str) -> None:
     """Commands of the scale-out mode: the in-process bus does not cross processes."""
-    if ctx.settings.bus != "kafka":
+    if ctx.settings.bus not in buses:
         raise ConfigError(
-            f"{what}: set EPIPE_BUS=kafka and EPIPE_KAFKA_BOOTSTRAP, or run the "
+            f"{what}: set EPIPE_BUS={' or '.join(buses)} and EPIPE_KAFKA_BOOTSTRAP, or run the "
             "embedded pipeline with `epipe run`"
         )
 
@@ -109,7 +109,7 @@ def run(
 def consume(ctx: Context, name: str, verbose: bool) -> None:
     """One registered consumer alone, reading the bus (Kafka in scale-out mode)."""
     _logging(verbose)
-    _require_kafka(ctx, "`epipe consume` reads Kafka")
+    _require_kafka(ctx, "`epipe consume` reads Kafka", "kafka", "connect")
     ctx.connection()
     dsn, settings = ctx.dsn(), ctx.settings
     consumer = wiring.consumer(name, settings, dsn)
@@ -123,7 +123,7 @@ def consume(ctx: Context, name: str, verbose: bool) -> None:
 def tail(ctx: Context, backfill: bool, verbose: bool) -> None:
     """The tailer alone: the change log to Kafka (EPIPE_BUS=kafka)."""
     _logging(verbose)
-    _require_kafka(ctx, "`epipe tail` publishes to Kafka")
+    _require_kafka(ctx, "`epipe tail` publishes to Kafka", "kafka")
     ctx.connection()
     dsn, settings = ctx.dsn(), ctx.settings
     _supervise(

@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 _LOG_CONFIG = Path(__file__).with_name("debezium-log4j2.properties")
 _STOP_TIMEOUT = 60.0
 
-Record = tuple[str, str | None]  # (destination, JSON value or None for a tombstone)
+# (destination, JSON key, JSON value or None for a tombstone): the key is what Kafka Connect
+# partitions by
+Record = tuple[str, str | None, str | None]
 
 
 class Handoff:
@@ -135,7 +137,7 @@ class DebeziumSource:
     # -- the port ----------------------------------------------------------------------------
 
     def open(self) -> int:
-        engine = _load_engine(self._heap_mb)
+        engine = load_engine(self._heap_mb)
         slot, store = self.slot, self._store
         setup = slot.inspect()
         self._offsets.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +192,7 @@ class DebeziumSource:
         while len(events) < max_events:
             if self._at >= len(self._batch) and not self._next_batch(events, timeout):
                 break
-            _, value = self._batch[self._at]
+            _, _, value = self._batch[self._at]
             self._at += 1
             records += 1
             events.extend(feed(value))
@@ -402,7 +404,7 @@ def unavailable() -> str | None:
     return None
 
 
-def _load_engine(heap_mb: int) -> _Engine:
+def load_engine(heap_mb: int) -> _Engine:
     """The engine builder, or one line on what is missing (the extra, Java)."""
     try:
         import jpype  # noqa: F401
@@ -439,8 +441,14 @@ def _java_classes() -> tuple[Any, Any]:
         def handleBatch(self, records: Any, committer: Any) -> None:  # the name is Java's
             batch: list[Record] = []
             for record in records:
-                value = record.value()
-                batch.append((str(record.destination()), None if value is None else str(value)))
+                key, value = record.key(), record.value()
+                batch.append(
+                    (
+                        str(record.destination()),
+                        None if key is None else str(key),
+                        None if value is None else str(value),
+                    )
+                )
             if not self._handle(batch):
                 return  # closing: left unmarked, read again at the next start
             for record in records:

@@ -87,7 +87,12 @@ def _lsn(value: object, what: str) -> int:
 
 class EnvelopeTranslator:
     def __init__(
-        self, position: int, captured: Sequence[str] = CAPTURED, *, resync: bool = False
+        self,
+        position: int,
+        captured: Sequence[str] = CAPTURED,
+        *,
+        resync: bool = False,
+        last: int = 0,
     ) -> None:
         self.position = position  # every change committed before it has been fed
         self.snapshot_done = False  # a change of the stream (not of a snapshot) was fed
@@ -96,8 +101,13 @@ class EnvelopeTranslator:
         self._resync = resync
         self._captured = frozenset(captured)
         self._rows = Translator(captured)  # builds a row change's events
-        self._last = position  # the greatest position given to events
+        self._last = max(position, last)  # the greatest position given to events
         self._group: object = None  # the transaction (txId) whose events are being fed
+
+    @property
+    def last(self) -> int:
+        """The greatest position given to events (with `position`, where to start again)."""
+        return self._last
 
     @property
     def in_transaction(self) -> bool:
@@ -112,6 +122,10 @@ class EnvelopeTranslator:
             raise EnvelopeError(f"Debezium event is not JSON: {exc}") from None
         if not isinstance(envelope, dict):
             raise EnvelopeError(f"Debezium event is not an object: {str(value)[:80]!r}")
+        return self.envelope(envelope)
+
+    def envelope(self, envelope: dict[str, Any]) -> list[Event]:
+        """The events of one parsed change event (or marker, or message)."""
         status = envelope.get("status")
         if status is not None:
             return self._transaction(status, envelope.get("id"))

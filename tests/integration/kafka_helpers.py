@@ -4,6 +4,7 @@ and apps at work on it (Loader)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -149,3 +150,22 @@ class Site:
     def reap(self) -> None:
         for process in self.processes:
             process.reap()
+
+
+class ConnectWorker(EpipeProcess):
+    """Kafka Connect's part (tests/connect_worker.py) for `site`: Debezium's connector on the
+    site's database and slot, writing topics `topic_prefix`.*."""
+
+    def __init__(self, site: Site, topic_prefix: str) -> None:
+        super().__init__(site.env, site.home / "connect.log")
+        self.argv = [
+            sys.executable,
+            "-m",
+            "tests.connect_worker",
+            site.env["EPIPE_KAFKA_BOOTSTRAP"],
+            site.dsn,
+            site.slot,
+            site.env.get("EPIPE_PUBLICATION", "epipe"),
+            topic_prefix,
+            str(site.home / "connect.offsets"),
+        ]

@@ -15,15 +15,22 @@ import psycopg
 import pytest
 
 from epipe.db.server import connect
-from tests.integration.kafka_helpers import Loader, Site
+from tests.integration.kafka_helpers import ConnectWorker, Loader, Site
 
 
 def kill_mid_load_and_converge(
-    site: Site, conn: psycopg.Connection, names: tuple[str, ...], victim: str
+    site: Site,
+    conn: psycopg.Connection,
+    names: tuple[str, ...],
+    victim: str,
+    topics: tuple[str, ...] = ("epipe.fs", "epipe.prov"),
 ) -> None:
-    """The tailer and consumers `names` run; `victim` is killed -9 while apps work, started
-    again while they still do; then every consumer catches up and `epipe verify` exits 0."""
-    site.start("tail")
+    """The tailer (`epipe tail`, unless the site runs another) and consumers `names` run;
+    `victim` is killed -9 while apps work, started again while they still do; then every
+    consumer catches up, `epipe verify` exits 0, and `topics` (after the site's prefix) are
+    on the broker."""
+    if site.env["EPIPE_BUS"] == "kafka":
+        site.start("tail")
     consumers = {name: site.start("consume", name) for name in names}
     loader = Loader(site.dsn)
     loader.start()
@@ -43,9 +50,9 @@ def kill_mid_load_and_converge(
     if "provenance" in names:  # verify checks the graph once a provenance consumer made one
         assert "the graph equals a rebuild from the log" in verified
         assert conn.execute("SELECT count(*) FROM prov_ops WHERE op = 'read'").fetchone() != (0,)
-    topics, groups = site.names_on_the_broker()
+    topics_there, groups = site.names_on_the_broker()
     prefix = site.env["EPIPE_KAFKA_PREFIX"]
-    assert {f"{prefix}epipe.fs", f"{prefix}epipe.prov"} <= topics
+    assert {prefix + topic for topic in topics} <= topics_there
     assert {prefix + name for name in names} <= groups
 
 
@@ -74,5 +81,32 @@ def test_debezium_as_the_tailer_over_kafka_converges_through_a_killed_consumer(
     try:
         with connect(tcp_dsn) as conn:
             kill_mid_load_and_converge(site, conn, ("index", "provenance"), "provenance")
+    finally:
+        site.reap()
+
+
+@pytest.mark.timeout(240)
+def test_consumers_of_kafka_connect_topics_converge_through_a_killed_consumer(
+    tcp_dsn: str, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """EPIPE_BUS=connect: Debezium's connector, configured as compose registers it, writes
+    its per-table, transaction and message topics as Kafka Connect does (tests/connect_worker.py,
+    three partitions per table); the consumers put commit order back and converge through a
+    kill -9 of the lineage graph's consumer."""
+    site = Site(tcp_dsn, tmp_path, kafka_bootstrap)
+    prefix = site.env["EPIPE_KAFKA_PREFIX"] + "epipe"
+    site.env |= {"EPIPE_BUS": "connect", "EPIPE_CONNECT_TOPIC_PREFIX": prefix}
+    worker = ConnectWorker(site, prefix)
+    try:
+        worker.start()
+        site.processes.append(worker)
+        with connect(tcp_dsn) as conn:
+            kill_mid_load_and_converge(
+                site,
+                conn,
+                ("index", "provenance"),
+                "provenance",
+                topics=tuple(f"epipe.{t}" for t in ("message", "public.inodes", "public.xattrs")),
+            )
     finally:
         site.reap()
