@@ -83,6 +83,12 @@ def open_bus(settings: Settings) -> Bus:
     )
 
 
+CONNECT_READS_ONLY = (
+    "EPIPE_BUS=connect: Kafka Connect's Debezium connector reads the change log and writes "
+    "the topics; run only consumers here (`epipe consume NAME`)"
+)
+
+
 def open_source(
     settings: Settings, dsn: str, *, backfill: bool = False, backfill_chunk: int | None = None
 ) -> Source:
@@ -90,10 +96,7 @@ def open_source(
     built-in tailer or (EPIPE_SOURCE=debezium) Debezium's embedded engine. `backfill`: emit
     every existing row again (as when the slot is new)."""
     if settings.bus == "connect":
-        raise ConfigError(
-            "EPIPE_BUS=connect: Kafka Connect's Debezium connector reads the change log and "
-            "writes the topics; run only consumers here (`epipe consume NAME`)"
-        )
+        raise ConfigError(CONNECT_READS_ONLY)
     if settings.source == "debezium":
         from epipe.db.server import tcp_dsn
         from epipe.source.debezium import DebeziumSource

@@ -6,26 +6,30 @@ partition of the connector's topics (`<EPIPE_CONNECT_TOPIC_PREFIX>.public.inodes
 `…prov_ops`, and `.message`, where the connector puts transaction markers and messages), puts
 commit order back (`reassembly`) and translates
 the envelopes into the same domain events as every other source (`source.envelope`), so
-consumers work unchanged. Commit order needs all the topics in one reader: a consumer group
-has one member that reads (a second one reads the same and applies nothing new).
+consumers work unchanged. Commit order needs all the topics in one reader: in a consumer
+group, the member given the control topic's one partition reads; the others stand by and
+take over when it goes.
 
-Offsets are committed, under the consumer's group, only at a cut (nothing read is held), with
-the translator's positions as the commit's metadata: a restarted reader gives every event
-the position it had, so a view that counts by position (the lineage graph) stays exact.
+Offsets are committed only at a cut (nothing read is held), with the translator's positions:
+a reader started again gives every event the position it had, so a view that counts by
+position (the lineage graph) stays exact.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+import orjson
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from epipe.bus import BusError, OnInvalid
 from epipe.bus.kafka import ensure_topics, map_exceptions
 from epipe.bus.reassembly import Reassembler
+from epipe.errors import ConfigError
 from epipe.events import Event
 from epipe.source.envelope import EnvelopeError, EnvelopeTranslator
 from epipe.source.translate import CAPTURED
@@ -84,7 +88,11 @@ class ConnectBus:
 
 
 class ConnectSubscription:
-    """One reader of all the connector's partitions; commits at cuts."""
+    """A member of consumer group `group`. The control topic's one partition goes to one
+    member, which then reads every table partition too (assigned by hand); the others wait
+    as standbys and take over when it goes. Offsets are committed at cuts: the control
+    partition's, with the table partitions' and the translator's positions in its
+    metadata (one commit, so a cut is never half-recorded)."""
 
     def __init__(
         self,
@@ -101,65 +109,107 @@ class ConnectSubscription:
         names, ordered = topics(topic_prefix), control(topic_prefix)
         # as the connector's topic.creation defaults (compose/debezium/epipe-connector.json)
         ensure_topics(bootstrap, 1, replication, names)
+        common = {
+            "bootstrap_servers": bootstrap,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+        }
         with map_exceptions(f"EPIPE_KAFKA_BOOTSTRAP: cannot reach Kafka at {bootstrap}"):
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap,
-                group_id=group,
-                client_id=f"epipe-{group}",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                **consumer_options,
+            self._member = KafkaConsumer(
+                group_id=group, client_id=f"epipe-{group}", **common, **consumer_options
             )
+            self._rows = KafkaConsumer(group_id=None, client_id=f"epipe-{group}-rows", **common)
         try:
             with map_exceptions("Kafka metadata"):
-                parts = {t: sorted(self._consumer.partitions_for_topic(t) or ()) for t in names}
+                parts = {t: sorted(self._member.partitions_for_topic(t) or ()) for t in names}
             if len(parts[ordered]) != 1:
-                raise BusError(
+                raise ConfigError(
                     f"topic {ordered} has {len(parts[ordered])} partitions: commit order "
                     "needs it to have one (the connector's topic.creation default)"
                 )
-            self._assigned = [TopicPartition(t, p) for t in names for p in parts[t]]
-            with map_exceptions("Kafka: reading the committed offsets"):
-                self._consumer.assign(self._assigned)
-                position, last = self._start()
+            self._control = TopicPartition(ordered, parts[ordered][0])
+            self._tables = [TopicPartition(t, p) for t in names if t != ordered for p in parts[t]]
+            self._names = {tp: f"{names.index(tp.topic)}:{tp.partition}" for tp in self._tables}
+            with map_exceptions("Kafka: joining the consumer group"):
+                self._member.subscribe([ordered], listener=_Holder(self))
         except BaseException:
-            self._consumer.close(autocommit=False)
+            self.close()
             raise
+        self._held = False  # this member holds the control partition, and reads
+        self._took = False  # it was given the control partition during the last poll
+        self._offsets: dict[str, int] = {}  # table partition -> the offset of the last cut
         self._reassembler = Reassembler(ordered)
-        self._translator = EnvelopeTranslator(position, last=last)
+        self._translator = EnvelopeTranslator(0)
         self._committed_at = ""
-        self._cut: dict[TopicPartition, OffsetAndMetadata] | None = None
+        self._cut: OffsetAndMetadata | None = None
         self._idle_caught_up = 0  # polls in a row with nothing new, everything read
 
-    def _start(self) -> tuple[int, int]:
-        """The translator's positions at the committed cut (0, 0 for a new group)."""
+    # -- holding the control partition ---------------------------------------------------
+
+    def assigned(self, held: bool) -> None:
+        """The group's rebalance (inside a poll): what was read is dropped either way."""
+        self._held, self._took = held, held
+        self._cut = None
+        if not held:
+            self._rows.unsubscribe()
+
+    def _take_over(self) -> None:
+        """Start at the group's last cut: the table partitions where it left them, the
+        translator's positions as they were."""
+        self._took = False
         position = last = 0
-        for tp in self._assigned:
-            committed = self._consumer.committed(tp, metadata=True)
-            if committed is None:
-                continue
-            head, _, tail = (committed.metadata or "").partition(":")
-            if head.isdigit() and tail.isdigit():
-                position, last = max(position, int(head)), max(last, int(tail))
-        return position, last
+        self._offsets = {}
+        committed = self._member.committed(self._control, metadata=True)
+        if committed is not None and committed.metadata:
+            try:
+                mark = orjson.loads(committed.metadata)
+                position, last = int(mark["position"]), int(mark["last"])
+                self._offsets = {str(k): int(v) for k, v in mark["offsets"].items()}
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                log.warning("group %s: its last cut is unreadable; reading from the start")
+        self._reassembler = Reassembler(self._control.topic)
+        self._translator = EnvelopeTranslator(position, last=last)
+        self._rows.assign(self._tables)
+        for tp in self._tables:
+            offset = self._offsets.get(self._names[tp])
+            if offset is None:
+                self._rows.seek_to_beginning(tp)
+            else:
+                self._rows.seek(tp, offset)
+        log.info("group %s: member pid %d reads the connector's topics", self.group, os.getpid())
+
+    # -- the subscription ----------------------------------------------------------------
 
     def poll(self, max_events: int, timeout: float) -> list[Event]:
+        wait = int(timeout * 500)  # half for each consumer
         with map_exceptions("Kafka poll failed"):
-            batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_events)
+            control = self._member.poll(timeout_ms=wait, max_records=max_events)
+            if self._took:
+                self._take_over()
+            if not self._held:
+                return []
+            rows = self._rows.poll(timeout_ms=wait, max_records=max_events)
         reassembler = self._reassembler
-        for tp, records in batches.items():
-            for record in records:
-                reassembler.add(tp.topic, tp.partition, record.offset, record.value)
-        if not batches and reassembler.stalled is not None:
+        for batches in (control, rows):
+            for tp, records in batches.items():
+                for record in records:
+                    reassembler.add(tp.topic, tp.partition, record.offset, record.value)
+        if not control and not rows and reassembler.stalled is not None:
             self._unstall()
         events = self._translate()
         cut = reassembler.cut()
         if cut is not None:
-            mark = f"{self._translator.position}:{self._translator.last}"
-            self._cut = {
-                TopicPartition(topic, partition): OffsetAndMetadata(offset, mark, -1)
-                for (topic, partition), offset in cut.items()
+            at = cut.pop((self._control.topic, self._control.partition), None)
+            self._offsets.update(
+                (self._names[TopicPartition(*part)], offset) for part, offset in cut.items()
+            )
+            mark = {
+                "position": self._translator.position,
+                "last": self._translator.last,
+                "offsets": self._offsets,
             }
+            offset = at if at is not None else self._member.position(self._control)
+            self._cut = OffsetAndMetadata(offset, orjson.dumps(mark).decode(), -1)
         return events
 
     def _translate(self) -> list[Event]:
@@ -191,8 +241,11 @@ class ConnectSubscription:
         part. Once every partition was read to its end twice in a row, it goes on as it is
         (consumers re-read the current state of what it touches)."""
         with map_exceptions("Kafka metadata"):
-            ends = self._consumer.end_offsets(self._assigned)
-            caught_up = all(self._consumer.position(tp) >= ends[tp] for tp in self._assigned)
+            ends = self._rows.end_offsets(self._tables)
+            caught_up = all(self._rows.position(tp) >= ends[tp] for tp in self._tables) and (
+                self._member.position(self._control)
+                >= self._member.end_offsets([self._control])[self._control]
+            )
         self._idle_caught_up = self._idle_caught_up + 1 if caught_up else 0
         if self._idle_caught_up >= 2:
             self._idle_caught_up = 0
@@ -202,11 +255,11 @@ class ConnectSubscription:
             )
 
     def commit(self) -> None:
-        if self._cut is None:
+        if self._cut is None or not self._held:
             return
         cut, self._cut = self._cut, None
         with map_exceptions("Kafka commit failed"):
-            self._consumer.commit(offsets=cut)
+            self._member.commit(offsets={self._control: cut})
 
     def position(self) -> tuple[int, str] | None:
         position = self._translator.position
@@ -220,5 +273,19 @@ class ConnectSubscription:
         pass  # uncommitted offsets are read again at the next start
 
     def close(self) -> None:
-        with map_exceptions("closing the Kafka consumer"):
-            self._consumer.close(autocommit=False)
+        with map_exceptions("closing the Kafka consumers"):
+            for consumer in (self._member, self._rows):
+                consumer.close(autocommit=False)
+
+
+class _Holder(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Tells the subscription whether this member holds the control partition."""
+
+    def __init__(self, subscription: ConnectSubscription) -> None:
+        self._subscription = subscription
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._subscription.assigned(False)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._subscription.assigned(bool(assigned))

@@ -37,6 +37,8 @@ def _supervise(attempt: Callable[[bool], Runner]) -> None:
 
 def _require_kafka(ctx: Context, what: str, *buses: str) -> None:
     """Commands of the scale-out mode: the in-process bus does not cross processes."""
+    if ctx.settings.bus == "connect" and "connect" not in buses:
+        raise ConfigError(wiring.CONNECT_READS_ONLY)
     if ctx.settings.bus not in buses:
         raise ConfigError(
             f"{what}: set EPIPE_BUS={' or '.join(buses)} and EPIPE_KAFKA_BOOTSTRAP, or run the "
@@ -83,6 +85,8 @@ def run(
     (exit 0). A lost database, bus or index write is one line on stderr, then a new start
     after a pause; an error that waiting cannot cure ends it with exit 1."""
     _logging(verbose)
+    if ctx.settings.bus == "connect":
+        raise ConfigError(wiring.CONNECT_READS_ONLY)
     ctx.connection()  # schema present and current
     dsn, settings = ctx.dsn(), ctx.settings
     consumers = wiring.enabled_consumers(settings, dsn)

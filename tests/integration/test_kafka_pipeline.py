@@ -16,6 +16,7 @@ import pytest
 
 from epipe.db.server import connect
 from tests.integration.kafka_helpers import ConnectWorker, Loader, Site
+from tests.integration.pipeline_helpers import epipe_command
 
 
 def kill_mid_load_and_converge(
@@ -110,3 +111,72 @@ def test_consumers_of_kafka_connect_topics_converge_through_a_killed_consumer(
             )
     finally:
         site.reap()
+
+
+@pytest.mark.timeout(240)
+def test_a_standby_of_a_kafka_connect_reader_takes_over_from_a_killed_one(
+    tcp_dsn: str, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """Commit order needs one reader of all the connector's topics: of two members of the
+    lineage graph's group one reads, the other stands by; the reader is killed -9 while
+    apps write and the standby goes on from the reader's last cut."""
+    site = Site(tcp_dsn, tmp_path, kafka_bootstrap)
+    prefix = site.env["EPIPE_KAFKA_PREFIX"] + "epipe"
+    site.env |= {"EPIPE_BUS": "connect", "EPIPE_CONNECT_TOPIC_PREFIX": prefix}
+    worker = ConnectWorker(site, prefix)
+    try:
+        worker.start()
+        site.processes.append(worker)
+        members = [site.start("consume", "provenance", "-v", name=f"member{i}") for i in (0, 1)]
+        loader = Loader(site.dsn)
+        loader.start()
+        with connect(tcp_dsn) as conn:
+            try:
+                loader.wait_for(2)
+                assert loader.last_token is not None
+                site.applied(conn, "provenance", loader.last_token)
+                [reader] = [m for m in members if "reads the connector" in m.log.read_text()]
+                reader.kill()
+                site.processes.remove(reader)
+                loader.wait_for(loader.batches + 3)
+                site.applied(conn, "provenance", loader.last_token)  # the standby took over
+            finally:
+                loader.finish()
+            site.start("consume", "index")
+            verified = site.converged(conn)
+        assert "the graph equals a rebuild from the log" in verified
+    finally:
+        site.reap()
+
+
+def test_tailers_and_a_control_topic_of_many_partitions_are_refused_in_one_line(
+    tmp_path: Path, kafka_bootstrap: str, dsn: str
+) -> None:
+    """EPIPE_BUS=connect: epipe publishes nothing (Kafka Connect does); the control topic
+    must keep log order (one partition)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    site = Site(dsn, tmp_path, kafka_bootstrap)
+    prefix = site.env["EPIPE_KAFKA_PREFIX"] + "epipe"
+    site.env |= {"EPIPE_BUS": "connect", "EPIPE_CONNECT_TOPIC_PREFIX": prefix}
+    for command in (("tail",), ("run",)):
+        done = epipe_command(site.env, *command)
+        assert done.returncode == 1, done
+        [line] = done.stderr.strip().splitlines()
+        assert "EPIPE_BUS=" in line and "consume" in line, line
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(f"{prefix}.message", 2, 1)], wait_for_metadata=True)
+    finally:
+        admin.close()
+    done = epipe_command(site.env, "consume", "provenance")
+    assert done.returncode == 1, done
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            f"topic {prefix}.message has 2 partitions: commit order needs it to have one "
+            "(the connector's topic.creation default)"
+        )
+    ), done.stderr
