@@ -67,7 +67,7 @@ endef
 up: ## start the scale-out stack of compose/ in Docker (SOURCE=debezium: Debezium as the source)
 	@case "$(SOURCE)" in postgres|debezium) ;; *) echo "make up: SOURCE must be postgres or debezium, not '$(SOURCE)'" >&2; exit 1;; esac
 	$(need_docker)
-	COMPOSE_PROFILES=$(SOURCE) $(COMPOSE) up -d --build
+	COMPOSE_PROFILES=$(SOURCE) EPIPE_BUS=$(if $(filter debezium,$(SOURCE)),connect,kafka) $(COMPOSE) up -d --build
 	@echo "started (source: $(SOURCE)); watch it with: $(COMPOSE) ps"
 
 down: ## stop and remove the stack of make up (its volumes are kept)

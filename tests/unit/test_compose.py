@@ -52,6 +52,7 @@ NEEDS = {
 STATEFUL = ("postgres", "kafka", "elasticsearch", "hive-metastore")
 CONDITIONS = {"service_healthy", "service_completed_successfully"}  # not a mere start
 EPIPE_NAME = re.compile(r"\bEPIPE_[A-Z0-9_]+")
+INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")  # ${NAME:-default}
 PINNED_TAG = re.compile(r"^v?\d+(\.\d+)+([.-][A-Za-z0-9.]+)*$")  # 4.1.1, 3.6.3.Final, 18.1-bookworm
 
 
@@ -79,11 +80,20 @@ def one_shot(service: dict[str, Any]) -> bool:
     return service.get("restart") == "no"
 
 
-def environment(service: dict[str, Any]) -> dict[str, str]:
+def environment(service: dict[str, Any], outside: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment as compose makes it, `${NAME:-default}` taken from
+    `outside` (the environment of `docker compose`), else its default."""
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {str(key): "" if value is None else str(value) for key, value in env.items()}
+
+    def interpolated(match: re.Match[str]) -> str:
+        return (outside or {}).get(match.group(1)) or match.group(2)
+
+    return {
+        str(key): "" if value is None else INTERPOLATION.sub(interpolated, str(value))
+        for key, value in env.items()
+    }
 
 
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -121,13 +131,19 @@ def known_variables() -> set[str]:
     return known
 
 
-def settings_of(service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
-    """What `load_settings()` makes of the service's environment (and nothing else)."""
+def settings_of(
+    service: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    outside: dict[str, str] | None = None,
+) -> Settings:
+    """What `load_settings()` makes of the service's environment (and nothing else), with
+    `outside` the environment `docker compose` runs in."""
     with monkeypatch.context() as patch:
         patch.chdir(tmp_path)  # no epipe.toml
         for name in known_variables():
             patch.delenv(name, raising=False)
-        for name, value in environment(services()[service]).items():
+        for name, value in environment(services()[service], outside).items():
             patch.setenv(name, value)
         return load_settings()
 
@@ -380,6 +396,40 @@ def test_the_connector_streams_the_slot_and_publication_epipe_uses(
     assert config["database.dbname"] == dsn["dbname"]
     assert config["database.user"] == dsn["user"]
     assert config["database.password"] == dsn["password"]
+
+
+def test_with_debezium_the_consumers_read_the_connectors_topics_in_commit_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`make up SOURCE=debezium` sets EPIPE_BUS=connect; the consumers then read the topics
+    the connector writes, and the connector writes what their reader needs."""
+    from epipe.bus.connect import control, topics
+    from epipe.source.envelope import MESSAGES
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert "EPIPE_BUS=$(if $(filter debezium,$(SOURCE)),connect,kafka)" in makefile
+    register = services()["connect-register"]
+    [mount] = [m for m in register["volumes"] if m.split(":")[0].endswith(".json")]
+    config = json.loads((COMPOSE_DIR / mount.split(":")[0]).read_text())
+    for name in ("consume-index", "consume-provenance", "consume-hive"):
+        assert settings_of(name, monkeypatch, tmp_path).bus == "kafka"
+        settings = settings_of(name, monkeypatch, tmp_path, {"EPIPE_BUS": "connect"})
+        assert settings.bus == "connect"
+        assert settings.connect_topic_prefix == config["topic.prefix"]
+    # markers and messages on one topic of one partition: log order (epipe/bus/reassembly.py)
+    assert config["provide.transaction.metadata"] == "true"
+    assert f"{config['topic.prefix']}.{config['topic.transaction']}" == control(
+        config["topic.prefix"]
+    )
+    assert config["topic.creation.default.partitions"] == "1"
+    assert control(config["topic.prefix"]) in topics(config["topic.prefix"])
+    # reads and idle positions come through; pg_lsn and truncations too
+    assert [
+        re.sub(r"\\(.)", r"\1", p) for p in config["message.prefix.include.list"].split(",")
+    ] == list(MESSAGES)
+    assert "pg_logical_emit_message(false, 'epipe.position'" in config["heartbeat.action.query"]
+    assert config["include.unknown.datatypes"] == "true"
+    assert config["skipped.operations"] == "none"
 
 
 # -- the image ------------------------------------------------------------------------------
