@@ -6,7 +6,9 @@ What it shares with Kafka Connect, and what a reader of the topics sees: the con
 its configuration (compose/debezium/epipe-connector.json, with the test's database, slot,
 publication and topic prefix), each record to the topic the connector names
 (`record.destination()`), key and value as Connect's JSON converter writes them (schemas
-off), the key's murmur2 partition (the Java client's default). Records are marked processed
+off), the key's murmur2 partition (the Java client's default). Debezium's heartbeat records
+(`__debezium-heartbeat.<prefix>`) are left out: no reader of epipe's reads that topic, and a
+producer here once waited for its metadata without end. Records are marked processed
 (the connector's offsets committed) only once the broker acknowledged them, so a kill repeats
 records, never loses them: at least once, as Connect.
 
@@ -78,6 +80,8 @@ class Producer:
     def send(self, records: list[Record]) -> None:
         futures: list[Any] = []
         for topic, key, value in records:
+            if topic.startswith("__debezium-heartbeat"):
+                continue  # no reader of epipe's reads them (see the module's docstring)
             if topic not in self._topics:
                 self._create(topic)
             futures.append(

@@ -1,8 +1,9 @@
 """The bus: where the source publishes events and consumers subscribe to them.
 
-Two adapters: `InProcessBus` (embedded mode: consumers are threads of the same process)
-and `KafkaBus` (scale-out: topics epipe.fs and epipe.prov, key = inode id). Both pass
-tests/contract/test_bus_contract.py.
+Three adapters: `InProcessBus` (embedded mode: consumers are threads of the same process),
+`KafkaBus` (scale-out: topics epipe.fs and epipe.prov, key = inode id), both passing
+tests/contract/test_bus_contract.py, and `ConnectBus` (scale-out with Kafka Connect as the
+tailer: consumers read the topics of Debezium's connector; it publishes nothing).
 """
 
 from __future__ import annotations

@@ -166,7 +166,9 @@ class ConnectSubscription:
                 position, last = int(mark["position"]), int(mark["last"])
                 self._offsets = {str(k): int(v) for k, v in mark["offsets"].items()}
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-                log.warning("group %s: its last cut is unreadable; reading from the start")
+                log.warning(
+                    "group %s: its last cut is unreadable; reading from the start", self.group
+                )
         self._reassembler = Reassembler(self._control.topic)
         self._translator = EnvelopeTranslator(position, last=last)
         self._rows.assign(self._tables)

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from epipe.db.server import connect
+from epipe.pipeline.store import PipelineStore
 from tests.integration.kafka_helpers import ConnectWorker, Loader, Site
 from tests.integration.pipeline_helpers import epipe_command
 
@@ -101,6 +102,7 @@ def test_consumers_of_kafka_connect_topics_converge_through_a_killed_consumer(
     try:
         worker.start()
         site.processes.append(worker)
+        poison(kafka_bootstrap, prefix)
         with connect(tcp_dsn) as conn:
             kill_mid_load_and_converge(
                 site,
@@ -109,8 +111,37 @@ def test_consumers_of_kafka_connect_topics_converge_through_a_killed_consumer(
                 "provenance",
                 topics=tuple(f"epipe.{t}" for t in ("message", "public.inodes", "public.xattrs")),
             )
+            # what is not a change event went to the dead letters, naming where it was
+            letters = PipelineStore.on(conn).recent_dead_letters(100)
+        for consumer in ("index", "provenance"):
+            reasons = [reason for name, _, reason in letters if name == consumer]
+            assert sum("not JSON" in r for r in reasons) >= 2, reasons  # a restart repeats
+            assert any(r.startswith(f"{prefix}.message[0]@") for r in reasons), reasons
+            assert any(r.startswith(f"{prefix}.public.xattrs[") for r in reasons), reasons
+            assert "Debezium event: unknown op 'x'" in reasons, reasons
     finally:
         site.reap()
+
+
+def poison(bootstrap: str, prefix: str) -> None:
+    """Records that are not change events, on table topics and on the control topic (made
+    first as the connector makes them: one partition for the control topic)."""
+    from kafka import KafkaProducer
+
+    from epipe.bus.connect import control, topics
+    from epipe.bus.kafka import ensure_topics
+
+    ensure_topics(bootstrap, 1, 1, [control(prefix)])
+    ensure_topics(bootstrap, 3, 1, [t for t in topics(prefix) if t != control(prefix)])
+    unknown = b'{"op": "x", "source": {"schema": "public", "table": "inodes", "lsn": 5}}'
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        producer.send(f"{prefix}.public.xattrs", key=b'{"inode_id": 1}', value=b"{not json")
+        producer.send(f"{prefix}.public.inodes", key=b'{"id": 1}', value=unknown)
+        producer.send(control(prefix), value=b"\xff not json")
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
 
 
 @pytest.mark.timeout(240)
