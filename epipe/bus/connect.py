@@ -148,6 +148,8 @@ class ConnectSubscription:
 
     def assigned(self, held: bool) -> None:
         """The group's rebalance (inside a poll): what was read is dropped either way."""
+        if self._held and not held:
+            log.info("group %s: member pid %d stands by", self.group, os.getpid())
         self._held, self._took = held, held
         self._cut = None
         if not held:

@@ -9,6 +9,7 @@ the test's topics and groups are its own (EPIPE_KAFKA_PREFIX).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -16,8 +17,8 @@ import pytest
 
 from epipe.db.server import connect
 from epipe.pipeline.store import PipelineStore
-from tests.integration.kafka_helpers import ConnectWorker, Loader, Site
-from tests.integration.pipeline_helpers import epipe_command
+from tests.integration.kafka_helpers import DEADLINE, ConnectWorker, Loader, Site
+from tests.integration.pipeline_helpers import EpipeProcess, epipe_command
 
 
 def kill_mid_load_and_converge(
@@ -87,40 +88,23 @@ def test_debezium_as_the_tailer_over_kafka_converges_through_a_killed_consumer(
         site.reap()
 
 
-@pytest.mark.timeout(240)
-def test_consumers_of_kafka_connect_topics_converge_through_a_killed_consumer(
-    tcp_dsn: str, tmp_path: Path, kafka_bootstrap: str
-) -> None:
-    """EPIPE_BUS=connect: Debezium's connector, configured as compose registers it, writes
-    its per-table, transaction and message topics as Kafka Connect does (tests/connect_worker.py,
-    three partitions per table); the consumers put commit order back and converge through a
-    kill -9 of the lineage graph's consumer."""
-    site = Site(tcp_dsn, tmp_path, kafka_bootstrap)
-    prefix = site.env["EPIPE_KAFKA_PREFIX"] + "epipe"
-    site.env |= {"EPIPE_BUS": "connect", "EPIPE_CONNECT_TOPIC_PREFIX": prefix}
-    worker = ConnectWorker(site, prefix)
-    try:
-        worker.start()
-        site.processes.append(worker)
-        poison(kafka_bootstrap, prefix)
-        with connect(tcp_dsn) as conn:
-            kill_mid_load_and_converge(
-                site,
-                conn,
-                ("index", "provenance"),
-                "provenance",
-                topics=tuple(f"epipe.{t}" for t in ("message", "public.inodes", "public.xattrs")),
-            )
-            # what is not a change event went to the dead letters, naming where it was
-            letters = PipelineStore.on(conn).recent_dead_letters(100)
-        for consumer in ("index", "provenance"):
-            reasons = [reason for name, _, reason in letters if name == consumer]
-            assert sum("not JSON" in r for r in reasons) >= 2, reasons  # a restart repeats
-            assert any(r.startswith(f"{prefix}.message[0]@") for r in reasons), reasons
-            assert any(r.startswith(f"{prefix}.public.xattrs[") for r in reasons), reasons
-            assert "Debezium event: unknown op 'x'" in reasons, reasons
-    finally:
-        site.reap()
+def the_reader(members: list[EpipeProcess]) -> EpipeProcess:
+    """The member that reads now (`-v`: each says when it starts reading or stands by)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        reading = []
+        for member in members:
+            said = [
+                line
+                for line in member.log.read_text().splitlines()
+                if "reads the connector" in line or "stands by" in line
+            ]
+            if said and "reads the connector" in said[-1]:
+                reading.append(member)
+        if len(reading) == 1:
+            return reading[0]
+        assert time.monotonic() < deadline, [m.log.read_text() for m in members]
+        time.sleep(0.05)
 
 
 def poison(bootstrap: str, prefix: str) -> None:
@@ -145,19 +129,25 @@ def poison(bootstrap: str, prefix: str) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_a_standby_of_a_kafka_connect_reader_takes_over_from_a_killed_one(
+def test_consumers_of_kafka_connect_topics_converge_through_a_killed_reader(
     tcp_dsn: str, tmp_path: Path, kafka_bootstrap: str
 ) -> None:
-    """Commit order needs one reader of all the connector's topics: of two members of the
-    lineage graph's group one reads, the other stands by; the reader is killed -9 while
-    apps write and the standby goes on from the reader's last cut."""
+    """EPIPE_BUS=connect: Debezium's connector, configured as compose registers it, writes
+    its per-table and control topics as Kafka Connect does (tests/connect_worker.py, three
+    partitions per table), with records that are not change events among them. Commit
+    order needs one reader of every topic: of two members of the lineage graph's group one
+    reads, the other stands by. The reader is killed -9 while apps write; the standby goes
+    on from the reader's last cut, the killed one comes back as a standby, and the graph and
+    the index end equal to the database."""
     site = Site(tcp_dsn, tmp_path, kafka_bootstrap)
     prefix = site.env["EPIPE_KAFKA_PREFIX"] + "epipe"
     site.env |= {"EPIPE_BUS": "connect", "EPIPE_CONNECT_TOPIC_PREFIX": prefix}
     worker = ConnectWorker(site, prefix)
     try:
+        poison(kafka_bootstrap, prefix)
         worker.start()
         site.processes.append(worker)
+        site.start("consume", "index")
         members = [site.start("consume", "provenance", "-v", name=f"member{i}") for i in (0, 1)]
         loader = Loader(site.dsn)
         loader.start()
@@ -166,16 +156,27 @@ def test_a_standby_of_a_kafka_connect_reader_takes_over_from_a_killed_one(
                 loader.wait_for(2)
                 assert loader.last_token is not None
                 site.applied(conn, "provenance", loader.last_token)
-                [reader] = [m for m in members if "reads the connector" in m.log.read_text()]
+                reader = the_reader(members)
                 reader.kill()
                 site.processes.remove(reader)
                 loader.wait_for(loader.batches + 3)
                 site.applied(conn, "provenance", loader.last_token)  # the standby took over
+                site.start("consume", "provenance", "-v", name="member2")
+                loader.wait_for(loader.batches + 2)
             finally:
                 loader.finish()
-            site.start("consume", "index")
             verified = site.converged(conn)
+            letters = PipelineStore.on(conn).recent_dead_letters(100)
         assert "the graph equals a rebuild from the log" in verified
+        topics_there, _ = site.names_on_the_broker()
+        assert {f"{prefix}.message", f"{prefix}.public.inodes"} <= topics_there
+        # what is not a change event went to the dead letters, naming where it was
+        for consumer in ("index", "provenance"):
+            reasons = [reason for name, _, reason in letters if name == consumer]
+            assert sum("not JSON" in r for r in reasons) >= 2, reasons  # a restart repeats
+            assert any(r.startswith(f"{prefix}.message[0]@") for r in reasons), reasons
+            assert any(r.startswith(f"{prefix}.public.xattrs[") for r in reasons), reasons
+            assert "Debezium event: unknown op 'x'" in reasons, reasons
     finally:
         site.reap()
 
