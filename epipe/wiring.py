@@ -60,6 +60,10 @@ def open_bus(settings: Settings) -> Bus:
         raise ConfigError(
             f"EPIPE_BUS={settings.bus} needs EPIPE_KAFKA_BOOTSTRAP (host:port of a broker)"
         )
+    group = {  # how a consumer group notices a member gone
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+    }
     if settings.bus == "connect":
         from epipe.bus.connect import ConnectBus
 
@@ -68,8 +72,7 @@ def open_bus(settings: Settings) -> Bus:
             topic_prefix=settings.connect_topic_prefix,
             group_prefix=settings.kafka_prefix,
             replication=settings.kafka_replication,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            **group,
         )
     from epipe.bus.kafka import KafkaBus
 
@@ -78,8 +81,7 @@ def open_bus(settings: Settings) -> Bus:
         partitions=settings.kafka_partitions,
         replication=settings.kafka_replication,
         prefix=settings.kafka_prefix,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        **group,
     )
 
 
