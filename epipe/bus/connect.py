@@ -10,21 +10,23 @@ consumers work unchanged. Commit order needs all the topics in one reader: in a 
 group, the member given the control topic's one partition reads; the others stand by and
 take over when it goes.
 
-Offsets are committed only at a cut (nothing read is held), with the translator's positions:
-a reader started again gives every event the position it had, so a view that counts by
-position (the lineage graph) stays exact.
+Where a group stands is recorded only at a cut (nothing read is held): every partition's
+offset and the translator's positions, as one record on the group's own topic
+`<group>.connect-cuts` (Kafka Connect keeps its offsets the same way; a commit's metadata
+would do, but not every broker keeps it). A reader started again gives every event the
+position it had, so a view that counts by position (the lineage graph) stays exact.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 
 from epipe.bus import BusError, OnInvalid
 from epipe.bus.kafka import ensure_topics, map_exceptions
@@ -36,6 +38,7 @@ from epipe.source.translate import CAPTURED
 
 log = logging.getLogger(__name__)
 PART = "connect"  # the one part of the stream a reader holds: all of it
+_READ_TIMEOUT = 30.0  # seconds for the broker to hand a cut back or take one
 
 
 def topics(prefix: str) -> tuple[str, ...]:
@@ -90,9 +93,8 @@ class ConnectBus:
 class ConnectSubscription:
     """A member of consumer group `group`. The control topic's one partition goes to one
     member, which then reads every table partition too (assigned by hand); the others wait
-    as standbys and take over when it goes. Offsets are committed at cuts: the control
-    partition's, with the table partitions' and the translator's positions in its
-    metadata (one commit, so a cut is never half-recorded)."""
+    as standbys and take over when it goes. Cuts are recorded on the group's topic, one
+    record each (never half-recorded)."""
 
     def __init__(
         self,
@@ -107,8 +109,9 @@ class ConnectSubscription:
         self.group = group
         self._on_invalid = on_invalid
         names, ordered = topics(topic_prefix), control(topic_prefix)
+        self._cuts = TopicPartition(f"{group}.connect-cuts", 0)
         # as the connector's topic.creation defaults (compose/debezium/epipe-connector.json)
-        ensure_topics(bootstrap, 1, replication, names)
+        ensure_topics(bootstrap, 1, replication, (*names, self._cuts.topic))
         common = {
             "bootstrap_servers": bootstrap,
             "enable_auto_commit": False,
@@ -119,6 +122,12 @@ class ConnectSubscription:
                 group_id=group, client_id=f"epipe-{group}", **common, **consumer_options
             )
             self._rows = KafkaConsumer(group_id=None, client_id=f"epipe-{group}-rows", **common)
+            self._recorder = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id=f"epipe-{group}-cuts",
+                acks="all",
+                enable_idempotence=True,
+            )
         try:
             with map_exceptions("Kafka metadata"):
                 parts = {t: sorted(self._member.partitions_for_topic(t) or ()) for t in names}
@@ -141,7 +150,7 @@ class ConnectSubscription:
         self._reassembler = Reassembler(ordered)
         self._translator = EnvelopeTranslator(0)
         self._committed_at = ""
-        self._cut: OffsetAndMetadata | None = None
+        self._cut: bytes | None = None  # the last cut, not yet recorded
         self._idle_caught_up = 0  # polls in a row with nothing new, everything read
 
     # -- holding the control partition ---------------------------------------------------
@@ -161,16 +170,21 @@ class ConnectSubscription:
         self._took = False
         position = last = 0
         self._offsets = {}
-        committed = self._member.committed(self._control, metadata=True)
-        if committed is not None and committed.metadata:
+        start = 0  # the control partition's
+        cut = self._last_cut()
+        if cut is not None:
             try:
-                mark = orjson.loads(committed.metadata)
+                mark = orjson.loads(cut)
                 position, last = int(mark["position"]), int(mark["last"])
+                start = int(mark["control"])
                 self._offsets = {str(k): int(v) for k, v in mark["offsets"].items()}
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 log.warning(
                     "group %s: its last cut is unreadable; reading from the start", self.group
                 )
+                position = last = start = 0
+                self._offsets = {}
+        self._member.seek(self._control, start)
         self._reassembler = Reassembler(self._control.topic)
         self._translator = EnvelopeTranslator(position, last=last)
         self._rows.assign(self._tables)
@@ -182,6 +196,22 @@ class ConnectSubscription:
                 self._rows.seek(tp, offset)
         log.info("group %s: member pid %d reads the connector's topics", self.group, os.getpid())
 
+    def _last_cut(self) -> bytes | None:
+        """The value of the last record on the group's topic of cuts, if any."""
+        reader = self._rows
+        reader.assign([self._cuts])
+        end = reader.end_offsets([self._cuts])[self._cuts]
+        if end == 0:
+            return None
+        reader.seek(self._cuts, end - 1)
+        deadline = time.monotonic() + _READ_TIMEOUT
+        while time.monotonic() < deadline:
+            for record in reader.poll(timeout_ms=200).get(self._cuts, ()):
+                if record.offset == end - 1:
+                    value: bytes = record.value
+                    return value
+        raise BusError(f"Kafka: the last cut on {self._cuts.topic} did not come")
+
     # -- the subscription ----------------------------------------------------------------
 
     def poll(self, max_events: int, timeout: float) -> list[Event]:
@@ -190,6 +220,7 @@ class ConnectSubscription:
             control = self._member.poll(timeout_ms=wait, max_records=max_events)
             if self._took:
                 self._take_over()
+                control = {}  # fetched from before the cut: read again from it
             if not self._held:
                 return []
             rows = self._rows.poll(timeout_ms=wait, max_records=max_events)
@@ -207,13 +238,14 @@ class ConnectSubscription:
             self._offsets.update(
                 (self._names[TopicPartition(*part)], offset) for part, offset in cut.items()
             )
-            mark = {
-                "position": self._translator.position,
-                "last": self._translator.last,
-                "offsets": self._offsets,
-            }
-            offset = at if at is not None else self._member.position(self._control)
-            self._cut = OffsetAndMetadata(offset, orjson.dumps(mark).decode(), -1)
+            self._cut = orjson.dumps(
+                {
+                    "position": self._translator.position,
+                    "last": self._translator.last,
+                    "control": at if at is not None else self._member.position(self._control),
+                    "offsets": self._offsets,
+                }
+            )
         return events
 
     def _translate(self) -> list[Event]:
@@ -262,8 +294,8 @@ class ConnectSubscription:
         if self._cut is None or not self._held:
             return
         cut, self._cut = self._cut, None
-        with map_exceptions("Kafka commit failed"):
-            self._member.commit(offsets={self._control: cut})
+        with map_exceptions("Kafka: recording a cut failed"):
+            self._recorder.send(self._cuts.topic, value=cut, partition=0).get(_READ_TIMEOUT)
 
     def position(self) -> tuple[int, str] | None:
         position = self._translator.position
@@ -280,6 +312,7 @@ class ConnectSubscription:
         with map_exceptions("closing the Kafka consumers"):
             for consumer in (self._member, self._rows):
                 consumer.close(autocommit=False)
+            self._recorder.close(timeout=10)
 
 
 class _Holder(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped

@@ -169,7 +169,10 @@ def test_consumers_of_kafka_connect_topics_converge_through_a_killed_reader(
             letters = PipelineStore.on(conn).recent_dead_letters(100)
         assert "the graph equals a rebuild from the log" in verified
         topics_there, _ = site.names_on_the_broker()
-        assert {f"{prefix}.message", f"{prefix}.public.inodes"} <= topics_there
+        group = site.env["EPIPE_KAFKA_PREFIX"] + "provenance"
+        assert {f"{prefix}.message", f"{prefix}.public.inodes", f"{group}.connect-cuts"} <= (
+            topics_there
+        )
         # what is not a change event went to the dead letters, naming where it was
         for consumer in ("index", "provenance"):
             reasons = [reason for name, _, reason in letters if name == consumer]
