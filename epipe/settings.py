@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         default="epipe",
         pattern=r"^[A-Za-z0-9._-]{1,100}$",
         description="EPIPE_BUS=connect: the connector's topic.prefix (its topics are "
-        "PREFIX.public.inodes, PREFIX.transaction, ...)",
+        "PREFIX.public.inodes, PREFIX.public.xattrs, PREFIX.public.prov_ops and PREFIX.message)",
     )
     kafka_session_timeout_ms: int = Field(
         default=10_000,
