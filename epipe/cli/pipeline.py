@@ -85,8 +85,6 @@ def run(
     (exit 0). A lost database, bus or index write is one line on stderr, then a new start
     after a pause; an error that waiting cannot cure ends it with exit 1."""
     _logging(verbose)
-    if ctx.settings.bus == "connect":
-        raise ConfigError(wiring.CONNECT_READS_ONLY)
     ctx.connection()  # schema present and current
     dsn, settings = ctx.dsn(), ctx.settings
     consumers = wiring.enabled_consumers(settings, dsn)
