@@ -7,6 +7,7 @@ exit code 1.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -65,7 +66,30 @@ cli.add_command(bench.bench)
 
 def main() -> None:
     _python_writes_stderr_alone()
-    cli(prog_name="epipe")
+    try:
+        cli(prog_name="epipe")
+    except SystemExit as exc:
+        _end_past_the_jvm(exc.code)
+        raise
+    _end_past_the_jvm(0)
+
+
+def _end_past_the_jvm(code: object) -> None:
+    """With Debezium's JVM in the process (EPIPE_SOURCE=debezium), end without Python's
+    finalization. The engine's own threads may still call into Python then (a last batch,
+    a commit); Python 3.11 makes such a thread exit by unwinding it, which JPype's native
+    frames do not survive: a stop now and then ended in SIGABRT (its report lost with fd
+    2). Everything epipe owns is closed by now."""
+    jpype = sys.modules.get("jpype")
+    if jpype is None or not jpype.isJVMStarted():
+        return
+    if code is not None and not isinstance(code, int):
+        click.echo(str(code), err=True)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def _python_writes_stderr_alone() -> None:
