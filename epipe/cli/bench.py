@@ -43,6 +43,13 @@ BENCHMARKS = ("capture", "index", "search", "hive", "prov")
     help="index: files in the directory moved and removed",
 )
 @click.option(
+    "--rm-files",
+    type=click.IntRange(min=100),
+    default=1_000_000,
+    show_default=True,
+    help="index: files in the directory removed last (rm_r_1m_s, with the peak RSS)",
+)
+@click.option(
     "--mix-seconds",
     type=click.FloatRange(min=1),
     default=30.0,
@@ -110,6 +117,7 @@ def bench(
     json_file: Path | None,
     images: int,
     subtree: int,
+    rm_files: int,
     mix_seconds: float,
     files: int,
     fresh: bool,
@@ -126,7 +134,7 @@ def bench(
         if bench_name == "capture":
             results["capture"] = _capture(ctx, images)
         elif bench_name == "index":
-            results["index"] = _index(ctx, images, subtree, mix_seconds)
+            results["index"] = _index(ctx, images, subtree, rm_files, mix_seconds)
         elif bench_name == "search":
             results["search"] = _search(ctx, files, fresh)
         elif bench_name == "hive":
@@ -175,7 +183,9 @@ def _capture(ctx: Context, images: int) -> dict[str, Any]:
     return result
 
 
-def _index(ctx: Context, images: int, subtree: int, mix_seconds: float) -> dict[str, Any]:
+def _index(
+    ctx: Context, images: int, subtree: int, rm_files: int, mix_seconds: float
+) -> dict[str, Any]:
     from epipe.bench import index
 
     result = index.run(
@@ -183,26 +193,39 @@ def _index(ctx: Context, images: int, subtree: int, mix_seconds: float) -> dict[
         ctx.settings,
         images=images,
         big=subtree,
+        huge=rm_files,
         mix_seconds=mix_seconds,
         progress=lambda line: click.echo(f"  {line}", err=True),
     )
     click.echo(f"index: embedded stack (tantivy), {result['docs']:,} documents loaded")
-    click.echo(f"  {'':<34}{'measured':>12}{'goal':>10}{'ratio':>8}")
-    click.echo(f"  {'docs_per_s (pipeline)':<34}{result['docs_per_s']:>12,}")
-    click.echo(f"  {'rebuild_docs_per_s':<34}{result['rebuild_docs_per_s']:>12,}")
+    click.echo(f"  {'':<34}{'measured':>12}{'goal':>10}{'ratio':>8}{'vs raw':>8}")
+    click.echo(f"  {'raw engine docs/s (baseline)':<34}{result['raw_engine_docs_per_s']:>12,}")
+    for key, label in (("docs_per_s", "pipeline docs/s"), ("rebuild_docs_per_s", "rebuild docs/s")):
+        click.echo(
+            f"  {label:<34}{result[key]:>12,}{result[key + '_goal']:>10,}"
+            f"{result[key + '_ratio']:>8.2f}{result[key + '_vs_raw_engine']:>8.2f}"
+        )
     for key, label in (
         ("lag_p50_ms", "lag p50 ms"),
         ("lag_p99_ms", "lag p99 ms"),
         ("rm_r_100k_s", "rm -r 100k files s"),
+        ("mv_100k_s", "mv 100k files s"),
+        ("rm_r_1m_s", "rm -r 1M files s"),
     ):
         click.echo(
             f"  {label:<34}{result[key]:>12,}{result[key + '_goal']:>10,}"
             f"{result[key + '_ratio']:>8.2f}"
         )
-    click.echo(f"  {'mv 100k files s':<34}{result['mv_100k_s']:>12,}")
+    click.echo(
+        f"  (rm -r of {result['rm_files']:,} files: peak RSS {result['rm_peak_rss_mb']:,} MB, "
+        f"{result['rm_rss_before_mb']:,} MB before; the {result['rm_files']:,} files were "
+        f"indexed at {result['rm_load_docs_per_s']:,} docs/s)"
+    )
     click.echo(
         f"  (lag: {result['lag_samples']} probes during load mix at "
-        f"{result['lag_mix_rate_ops_s']:.0f} ops/s; ratio <= 1 meets the goal)"
+        f"{result['lag_mix_rate_ops_s']:.0f} ops/s; ratio: >= 1 meets a rate's goal, "
+        "<= 1 a time's;\n"
+        f"   vs raw: the share of the engine's own rate, the same documents with no pipeline)"
     )
     return result
 

@@ -34,7 +34,7 @@ class Consumer:
         *,
         serves_search: bool = False,
         rebuilds: RebuildRequests | None = None,
-        batch: int = 2_000,
+        batch: int = 10_000,
         poll_timeout: float = 0.1,
     ) -> None:
         self.name = name

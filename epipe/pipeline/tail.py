@@ -6,6 +6,12 @@ was, so a restart delivers those events again: at least once, never lost. Memory
 by `max_unflushed` events, whatever the size of a transaction: past it the tailer flushes
 without confirming; the position moves only at the end of a transaction.
 
+Only that bound (and stopping) makes the tailer wait for the bus. Otherwise it asks, at most
+every `flush_interval` and whenever the source is idle, whether the bus has taken it all
+yet (a flush with no wait), and reads on if not: an embedded consumer behind on a backlog
+then never holds the tailer, whose reading overlaps its applying (waiting for each flush
+made the two take turns, and the consumer's batches small).
+
 When the source is idle the tailer publishes a heartbeat carrying the source's position,
 so consumers' positions (and the source) move on even when only uncaptured tables change.
 """
@@ -87,16 +93,19 @@ class Tailer:
         self.bus.publish(batch.events)
         self.stats.events += len(batch.events)
         self._unflushed += len(batch.events)
-        if self._unflushed >= self._max_unflushed or (
+        if self._unflushed >= self._max_unflushed:
+            self._flush_and_confirm()
+        elif (
             self._position > self._confirmed
             and time.monotonic() - self._last_flush >= self._flush_interval
         ):
-            self._flush_and_confirm()
+            self._confirm_if_flushed()
 
     def idle(self) -> None:
-        """Nothing new: make what was read durable, and announce the position."""
+        """Nothing new: confirm what was read once it is durable, and announce the
+        position."""
         if self._unflushed or self._position > self._confirmed:
-            self._flush_and_confirm()
+            self._confirm_if_flushed()
         if self._position > self._announced:
             self._heartbeat(self._position)
 
@@ -114,6 +123,17 @@ class Tailer:
 
     def _flush_and_confirm(self) -> None:
         self._flush()
+        self._confirm(self._position)
+        self._report()
+
+    def _confirm_if_flushed(self) -> None:
+        """Confirm what was read if the bus has made it all durable already; never wait."""
+        if not self.bus.flush(timeout=0):
+            self._last_flush = time.monotonic()  # asked: the next question after the interval
+            return
+        self._unflushed = 0
+        self._last_flush = time.monotonic()
+        self.stats.flushes += 1
         self._confirm(self._position)
         self._report()
 
@@ -139,4 +159,4 @@ class Tailer:
         self._unflushed += 1
         self._announced = position
         self.stats.heartbeats += 1
-        self._flush_and_confirm()
+        self._confirm_if_flushed()

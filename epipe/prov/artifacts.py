@@ -84,8 +84,10 @@ def classify(name: str, *, directory: bool = False, rules: tuple[Rule, ...] = RU
     for rule in rules:
         if rule.directory != directory:
             continue
-        if folded in rule.names or any(
-            folded.endswith(suffix) and len(folded) > len(suffix) for suffix in rule.suffixes
+        if folded in rule.names or (
+            # one C call rules most names out (this runs for every document indexed)
+            folded.endswith(rule.suffixes)
+            and any(folded.endswith(s) and len(folded) > len(s) for s in rule.suffixes)
         ):
             return rule.kind
     return None

@@ -25,3 +25,26 @@ def test_bench_search_reports_each_kind(dsn: str, tmp_path: Path) -> None:
     for kind in ("text", "under", "range", "combined"):
         assert 0 < data[kind]["p50_ms"] <= data[kind]["p99_ms"], kind
         assert data[kind]["max_total"] > 0, kind  # every kind of query finds something
+
+
+def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_path: Path) -> None:
+    figures = tmp_path / "index.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("bench", "index", "--images", "300", "--subtree", "200", "--rm-files", "400"),
+            *("--mix-seconds", "1", "--json", str(figures)),
+        ],
+        env={"EPIPE_DSN": dsn, "EPIPE_HOME": str(tmp_path)},
+    )
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "raw engine docs/s (baseline)" in result.stdout
+    data = json.loads(figures.read_text())
+    assert data["docs"] >= 300 and data["subtree_files"] == 200  # images and their dirs
+    for key in ("docs_per_s", "rebuild_docs_per_s", "raw_engine_docs_per_s"):
+        assert data[key] > 0, key
+    for key in ("docs_per_s", "rebuild_docs_per_s"):
+        assert data[f"{key}_vs_raw_engine"] == round(data[key] / data["raw_engine_docs_per_s"], 3)
+    assert 0 < data["lag_p50_ms"] <= data["lag_p99_ms"]
+    assert data["mv_100k_s"] > 0 and data["rm_r_100k_s"] > 0 and data["rm_r_1m_s"] > 0
+    assert data["rm_files"] == 400 and data["rm_peak_rss_mb"] >= data["rm_rss_before_mb"] > 0

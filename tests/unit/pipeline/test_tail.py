@@ -155,8 +155,10 @@ def test_an_idle_source_moves_the_consumers_on_with_a_heartbeat() -> None:
 
 def test_a_slow_flush_keeps_the_stream_alive_without_moving_the_position() -> None:
     answers = iter([False, False, True])
-    tail, log, _ = tailer(batches(Batch([change(150)], 160)), accept=lambda: next(answers))
-    tail.handle(tail.source.read(100, 0))
+    tail, log, _ = tailer(
+        batches(Batch([change(150)], 160)), accept=lambda: next(answers), max_unflushed=1
+    )
+    tail.handle(tail.source.read(100, 0))  # at the bound: the tailer waits for the bus
     assert log == [
         ("publish", 1),
         ("alive", 0),  # a sign of life, confirming nothing
@@ -164,6 +166,29 @@ def test_a_slow_flush_keeps_the_stream_alive_without_moving_the_position() -> No
         ("durable", 1),
         ("confirm", 160),
     ]
+
+
+def test_a_bus_behind_does_not_hold_the_tailer_until_the_bound() -> None:
+    """A consumer applying a backlog: the tailer asks the bus without waiting, reads on,
+    confirms once the bus has taken everything, and waits only at `max_unflushed`."""
+    behind = [True]
+    reads = [Batch([change(150 + 10 * i)], 160 + 10 * i) for i in range(4)]
+    tail, log, bus = tailer(batches(*reads), accept=lambda: not behind[0], max_unflushed=3)
+    tail.handle(tail.source.read(100, 0))
+    tail.handle(tail.source.read(100, 0))
+    assert log == [("publish", 1), ("publish", 1)]  # asked twice, never waited, no confirm
+    behind[0] = False
+    tail.handle(tail.source.read(100, 0))  # the bound: waits (here: done at once)
+    assert log[-2:] == [("durable", 3), ("confirm", 180)]
+    behind[0] = True
+    tail.handle(tail.source.read(100, 0))
+    tail.handle(tail.source.read(100, 0))  # idle at 190: asks, does not wait
+    assert confirmed_only_when_durable(log) == [180]
+    behind[0] = False
+    tail.handle(tail.source.read(100, 0))  # idle again: now durable
+    assert confirmed_only_when_durable(log) == [180, 190]
+    assert [e.lsn for e in bus.published if e.type != ev.HEARTBEAT] == [150, 160, 170, 180]
+    assert ("alive", 0) not in log
 
 
 def test_stopping_flushes_and_confirms_what_was_read() -> None:
