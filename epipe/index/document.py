@@ -150,6 +150,20 @@ def build(
     return doc, reasons
 
 
+def relocated(doc: Document, names: list[str], ancestors: list[int], version: int) -> Document:
+    """The document of an inode whose directory moved: what its place decides (path,
+    ancestors, project) made anew, the rest as stored. (A move changes no other column of
+    the entries below the moved directory.)"""
+    path = path_of(names)
+    return {
+        **doc,
+        "path": path,
+        "ancestors": ancestors,
+        "project": project_of(path),
+        "version": version,
+    }
+
+
 def without_annotations(doc: Document) -> Document:
     """The document with every annotation left out (and named in `skipped`)."""
     return {**doc, "xattrs": {}, "skipped": sorted([*doc.get("skipped", []), *doc["xattrs"]])}

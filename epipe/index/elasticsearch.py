@@ -200,6 +200,10 @@ class ElasticsearchIndex:
     def generation(self) -> str:
         return self.name
 
+    @property
+    def sole_writer(self) -> bool:
+        return False  # any number of `epipe consume index` share the work
+
     # -- writes ------------------------------------------------------------------------------
 
     def upsert(self, docs: list[Document]) -> list[tuple[int, str]]:
@@ -306,13 +310,14 @@ class ElasticsearchIndex:
             found = self.client.mget(index=self.name, ids=wanted)
         return {int(d["_id"]): document(d["_source"]) for d in found["docs"] if d.get("found")}
 
-    def scan(self, batch: int = 5_000) -> Iterator[list[Document]]:
+    def scan(self, batch: int = 5_000, *, under: int | None = None) -> Iterator[list[Document]]:
         after: list[Any] | None = None
+        query = {"match_all": {}} if under is None else {"term": {"ancestors": under}}
         while True:
             with map_exceptions(f"read the index {self.name}"):
                 result = self.client.search(
                     index=self.name,
-                    query={"match_all": {}},
+                    query=query,
                     sort=[{"id": "asc"}],
                     size=batch,
                     search_after=after,

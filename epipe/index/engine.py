@@ -64,8 +64,9 @@ class SearchIndex(Protocol):
 
     def get(self, ids: Iterable[int]) -> dict[int, Document]: ...
 
-    def scan(self, batch: int = 5_000) -> Iterator[list[Document]]:
-        """Every document, in id order."""
+    def scan(self, batch: int = 5_000, *, under: int | None = None) -> Iterator[list[Document]]:
+        """Every document as of the last commit (`under`: those below the directory with
+        this id), in id order."""
 
     def count(self) -> int: ...
 
@@ -78,6 +79,12 @@ class SearchIndex(Protocol):
     @property
     def generation(self) -> str:
         """The generation this index writes to and reads from."""
+
+    @property
+    def sole_writer(self) -> bool:
+        """True when this index has one writer, which then applies every change in commit
+        order: what it committed is all that was applied, so a move may rewrite the stored
+        documents. (With many writers, another may be applying a newer change to one.)"""
 
 
 class WriterLock(Protocol):

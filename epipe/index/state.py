@@ -12,7 +12,7 @@ from typing import Any
 
 from epipe.fs.model import KINDS
 from epipe.fs.reader import NamespaceReader
-from epipe.index.document import Document, build
+from epipe.index.document import Document, build, relocated
 
 _ROW = """i.id, i.parent_id, i.name, i.kind, i.size, i.mode,
           coalesce(u.name, i.owner_id::text), coalesce(g.name, i.group_id::text),
@@ -70,6 +70,19 @@ class DocumentSource:
             return
         names, ids = chain
         yield from self._walk(root, names, ids[:-1], version, batch)
+
+    def relocated(self, stored: list[Document], version: int) -> list[Document]:
+        """Stored documents of a moved subtree at their places now (their parents' chains
+        as the database has them); those whose parent is gone are left out (their own
+        delete events follow)."""
+        chains = self.reader.chains({d["parent_id"] for d in stored if d["parent_id"] is not None})
+        docs: list[Document] = []
+        for doc in stored:
+            chain = chains.get(doc["parent_id"]) if doc["parent_id"] is not None else None
+            if chain is not None:
+                names, ids = chain
+                docs.append(relocated(doc, [*names, doc["name"]], ids, version))
+        return docs
 
     def everything(
         self, version: int, *, batch: int = 5_000

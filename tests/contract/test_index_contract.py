@@ -582,3 +582,11 @@ def test_the_fields_searches_read_agree_with_the_documents(
     other_owner: dict[str, Any] = {**CORPUS[5], "owner": "mallory"}
     changed = [cast(Document, larger), cast(Document, other_owner)]
     assert index.check_fields(changed) == {larger["id"]: "size", other_owner["id"]: "owner"}
+
+
+def test_a_scan_under_a_directory_yields_what_is_below_it_in_id_order(index: SearchIndex) -> None:
+    below = [[d["id"] for d in batch] for batch in index.scan(batch=2, under=2)]
+    assert below == [[3, 4], [5, 6], [7, 8], [9]]
+    assert [d["id"] for batch in index.scan(under=8) for d in batch] == [9]
+    assert list(index.scan(under=9)) == []  # a file: nothing below
+    assert list(index.scan(under=404)) == []

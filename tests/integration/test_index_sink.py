@@ -46,6 +46,10 @@ def apply_as_one_batch(sink: IndexSink, conn: psycopg.Connection) -> None:
         [("rm", "/a"), ("mkdir", "/a/x/y")],  # removed, then the same names again
         [("mv", "/a", "/c"), ("mv", "/c/x", "/d"), ("mv", "/b", "/c/b")],  # nested moves
         [("mv", "/a", "/b/a"), ("mv", "/b", "/z")],  # a move inside a moved directory
+        # entries below a moved directory changed in the same batch, before and after it
+        [("setxattr", "/a/x/f1"), ("mv", "/a", "/b/a"), ("setxattr", "/b/a/f3")],
+        [("mkdir", "/Projects/p"), ("mv", "/a", "/Projects/p/a"), ("put", "/Projects/p/a/n")],
+        [("mv", "/a", "/c"), ("rm", "/c/x/y"), ("mv", "/c/x/f1", "/d"), ("rm", "/c/f3")],
     ],
 )
 def test_any_combination_in_one_batch_leaves_the_index_equal_to_the_database(
@@ -59,6 +63,10 @@ def test_any_combination_in_one_batch_leaves_the_index_equal_to_the_database(
             ns.mv(*args)
         elif op == "rm":
             ns.rm(args[0], recursive=True)
+        elif op == "setxattr":
+            ns.setxattr(args[0], "labels", {"changed": args[0]})
+        elif op == "put":
+            ns.put(args[0])
         else:
             ns.mkdir(args[0], parents=True)
     apply_as_one_batch(sink, conn)

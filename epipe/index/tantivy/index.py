@@ -27,6 +27,8 @@ WRITER_HEAP = 128_000_000
 
 
 class TantivyIndex:
+    sole_writer = True  # the store's writer lock: one index consumer (or reindex) at a time
+
     def __init__(
         self, path: Path, schema: tantivy.Schema, *, writable: bool, generation: str = ""
     ) -> None:
@@ -137,22 +139,33 @@ class TantivyIndex:
             docs = [stored(searcher, address) for _, address in result.hits]
         return {doc["id"]: doc for doc in docs}
 
-    def scan(self, batch: int = 5_000) -> Iterator[list[Document]]:
+    def scan(self, batch: int = 5_000, *, under: int | None = None) -> Iterator[list[Document]]:
         searcher = self._searcher()
         after = -1
         while True:
             with self._failing("read"):
+                parts = (
+                    []
+                    if under is None
+                    else [tantivy.Query.term_query(self.schema, "ancestors", under)]
+                )
+                if after >= 0:
+                    parts.append(
+                        tantivy.Query.range_query(
+                            self.schema,
+                            "id",
+                            tantivy.FieldType.Unsigned,
+                            after,
+                            None,
+                            include_lower=False,
+                        )
+                    )
                 query = (
                     tantivy.Query.all_query()
-                    if after < 0
-                    else tantivy.Query.range_query(
-                        self.schema,
-                        "id",
-                        tantivy.FieldType.Unsigned,
-                        after,
-                        None,
-                        include_lower=False,
-                    )
+                    if not parts
+                    else parts[0]
+                    if len(parts) == 1
+                    else tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in parts])
                 )
                 result = searcher.search(
                     query, batch, count=False, order_by_field="id", order=tantivy.Order.Asc
