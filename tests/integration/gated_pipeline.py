@@ -3,9 +3,9 @@
 Run as `python -m tests.integration.gated_pipeline DSN HOME SLOT EVENTS_FILE POINT`. Its
 events-file consumer stops for good in the flush of the batch that creates an inode named
 `gate`: before writing it (POINT=before: published, not durable) or after (POINT=after:
-durable, not yet confirmed). The journal HOME/journal records, in order, every position
-the tailer confirms to the source ("confirm N") and the stop ("stopped"), so a test knows
-what the source was told before it kills the process.
+durable, not yet confirmed). The journal HOME/journal records, in order, every read
+("read"), every position the tailer confirms to the source ("confirm N") and the stop
+("stopped"), so a test knows what the source was told before it kills the process.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class JournaledSource:
         return self._source.open()
 
     def read(self, max_events: int, timeout: float) -> Batch:
+        self._journal.write("read")
         batch = self._source.read(max_events, timeout)
         gate = max((e.lsn for e in batch.events if is_gate(e)), default=None)
         events, records = list(batch.events), batch.records

@@ -25,7 +25,8 @@ from tests.integration.replay import Model, read_events
 def test_a_killed_backfill_resumes_after_its_last_confirmed_chunk(
     dsn: str, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    load_images(conn, Actor(), under="/data", count=3000, seed=2)
+    # big enough that the backfill is still running a moment after it passed 600 rows
+    load_images(conn, Actor(), under="/data", count=12_000, seed=2)
     slot = new_slot()
     events_file = tmp_path / "events.jsonl"
     process = PipelineProcess(dsn, tmp_path, slot, events_file, "--backfill-chunk", "150")
@@ -37,6 +38,7 @@ def test_a_killed_backfill_resumes_after_its_last_confirmed_chunk(
 
     process.start()
     wait_until(lambda: progress() >= 600, why=lambda: "for some backfill progress", timeout=120)
+    process.pause()  # where it is, at once
     process.kill()
     saved = {s.relation: s for s in store.backfill(slot)}
     assert not saved["inodes"].done

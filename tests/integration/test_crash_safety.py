@@ -187,8 +187,8 @@ def test_kill_9_between_publish_flush_and_confirm_loses_nothing(
         def journaled() -> list[str]:
             return journal.read_text().splitlines() if journal.exists() else []
 
-        # Stopped in the flush, and the tailer has since called the source twice (its flush
-        # keeps the stream alive): whatever it confirmed before that flush, it has confirmed.
+        # Stopped in the flush, and the tailer has since read on twice (it asks the bus
+        # without waiting and goes on): whatever it confirmed before, it has confirmed.
         wait_until(
             lambda: "stopped" in (lines := journaled()) and len(lines) - lines.index("stopped") > 2,
             why=lambda: f"waiting for the gated pipeline to stop: {log()}",
