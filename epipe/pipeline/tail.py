@@ -117,23 +117,26 @@ class Tailer:
             self.source.keepalive()  # the stream must not time out meanwhile
             if time.monotonic() > deadline:
                 raise BusError(f"the bus did not accept events within {self._flush_timeout} s")
-        self._unflushed = 0
-        self._last_flush = time.monotonic()
-        self.stats.flushes += 1
+        self._flushed()
 
     def _flush_and_confirm(self) -> None:
         self._flush()
-        self._confirm(self._position)
-        self._report()
+        self._confirm_read()
 
     def _confirm_if_flushed(self) -> None:
         """Confirm what was read if the bus has made it all durable already; never wait."""
         if not self.bus.flush(timeout=0):
             self._last_flush = time.monotonic()  # asked: the next question after the interval
             return
+        self._flushed()
+        self._confirm_read()
+
+    def _flushed(self) -> None:
         self._unflushed = 0
         self._last_flush = time.monotonic()
         self.stats.flushes += 1
+
+    def _confirm_read(self) -> None:
         self._confirm(self._position)
         self._report()
 
