@@ -200,10 +200,6 @@ class ElasticsearchIndex:
     def generation(self) -> str:
         return self.name
 
-    @property
-    def sole_writer(self) -> bool:
-        return False  # any number of `epipe consume index` share the work
-
     # -- writes ------------------------------------------------------------------------------
 
     def upsert(self, docs: list[Document]) -> list[tuple[int, str]]:

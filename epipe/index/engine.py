@@ -80,12 +80,6 @@ class SearchIndex(Protocol):
     def generation(self) -> str:
         """The generation this index writes to and reads from."""
 
-    @property
-    def sole_writer(self) -> bool:
-        """True when this index has one writer, which then applies every change in commit
-        order: what it committed is all that was applied, so a move may rewrite the stored
-        documents. (With many writers, another may be applying a newer change to one.)"""
-
 
 class WriterLock(Protocol):
     exclusive: bool  # holding it proves that no other process writes to the store

@@ -224,12 +224,12 @@ class IndexSink:
         self, root: int, version: int, covered: set[int]
     ) -> Iterator[tuple[list[Document], Skipped]]:
         """The documents below a moved directory at their new places. An index with one
-        writer has committed everything applied before this batch, so its stored documents
-        are moved (only their place changes; reading the rows and annotations again and
-        building each document took half the time of a move); those this batch changes
-        otherwise are read from the database after (left out here), as is everything when
-        other writers may be applying newer changes."""
-        if not self.index.sole_writer:
+        writer (its store's lock is exclusive) has committed everything applied before this
+        batch, so its stored documents are moved (only their place changes; reading the rows
+        and annotations again and building each document took half the time of a move);
+        those this batch changes otherwise are read from the database after (left out
+        here), as is everything when other writers may be applying newer changes."""
+        if not self._lock.exclusive:
             yield from self._state.subtree(root, version)
             return
         skip = self._touched.keys() | self._deleted | covered

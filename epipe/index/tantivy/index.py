@@ -27,8 +27,6 @@ WRITER_HEAP = 128_000_000
 
 
 class TantivyIndex:
-    sole_writer = True  # the store's writer lock: one index consumer (or reindex) at a time
-
     def __init__(
         self, path: Path, schema: tantivy.Schema, *, writable: bool, generation: str = ""
     ) -> None:
