@@ -255,6 +255,18 @@ class ElasticsearchIndex:
                 )
         return rejected
 
+    def delete_below(self, dirs: Iterable[int]) -> None:
+        wanted = list(dirs)
+        if wanted:
+            with map_exceptions(f"delete from the index {self.name} (by ancestors)"):
+                self.client.delete_by_query(
+                    index=self.name,
+                    query={"terms": {"ancestors": wanted}},
+                    conflicts="proceed",  # a newer write of a moved-out document wins
+                    refresh=False,  # searchable at the sink's commit (a refresh)
+                    slices="auto",
+                )
+
     def delete_all(self) -> None:
         with map_exceptions(f"empty the index {self.name}"):
             self.client.delete_by_query(

@@ -55,6 +55,11 @@ class SearchIndex(Protocol):
         """Remove documents; `version` (the deleting change's LSN) lets an engine refuse a
         later write of an older version."""
 
+    def delete_below(self, dirs: Iterable[int]) -> None:
+        """Remove every document below these directories (whose ancestors name one), as
+        the index holds them: a document whose ancestors a pending move has not rewritten
+        yet is not reached."""
+
     def delete_all(self) -> None: ...
 
     def commit(self) -> None:

@@ -48,3 +48,5 @@ def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_pa
     assert 0 < data["lag_p50_ms"] <= data["lag_p99_ms"]
     assert data["mv_100k_s"] > 0 and data["rm_r_100k_s"] > 0 and data["rm_r_1m_s"] > 0
     assert data["rm_files"] == 400 and data["rm_peak_rss_mb"] >= data["rm_rss_before_mb"] > 0
+    assert data["rm_r_1m_caught_up_s"] >= data["rm_r_1m_s"]
+    assert data["rm_r_1m_db_s"] > 0 and data["rm_r_100k_db_s"] > 0

@@ -146,6 +146,17 @@ def test_deletes_by_id(index: SearchIndex) -> None:
     assert index.count() == 0
 
 
+def test_deletes_below_directories_by_their_ids(index: SearchIndex) -> None:
+    index.delete_below([8, 3])  # bikes and cars: their subtrees, not the directories
+    index.delete_below([9, 404])  # a file and a missing id: nothing below either
+    index.delete_below([])
+    index.commit()
+    assert sorted(d["id"] for batch in index.scan() for d in batch) == [1, 2, 3, 8]
+    index.delete_below([1])
+    index.commit()
+    assert [d["id"] for batch in index.scan() for d in batch] == [1]
+
+
 def test_free_text_matches_every_word_in_name_path_or_annotations(index: SearchIndex) -> None:
     assert set(ids(index, text="rain")) == {5, 9}  # annotation text, and a name
     assert ids(index, text="heavy RAIN") == [5]

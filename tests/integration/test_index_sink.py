@@ -7,6 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from epipe import events as ev
 from epipe.db.server import connect
 from epipe.fs.namespace import Namespace
 from epipe.index.rebuild import rebuild
@@ -43,6 +44,8 @@ def apply_as_one_batch(sink: IndexSink, conn: psycopg.Connection) -> None:
     [
         [("mv", "/a", "/b/a"), ("rm", "/b")],  # moved into a directory removed next
         [("mv", "/a/x", "/b/x"), ("rm", "/a")],  # moved out of a directory removed next
+        [("mv", "/a/x/f1", "/b/f1"), ("rm", "/a/x")],  # a file, the same
+        [("mv", "/b", "/a/x/b"), ("rm", "/a/x")],  # moved in, removed with it
         [("rm", "/a"), ("mkdir", "/a/x/y")],  # removed, then the same names again
         [("mv", "/a", "/c"), ("mv", "/c/x", "/d"), ("mv", "/b", "/c/b")],  # nested moves
         [("mv", "/a", "/b/a"), ("mv", "/b", "/z")],  # a move inside a moved directory
@@ -70,5 +73,26 @@ def test_any_combination_in_one_batch_leaves_the_index_equal_to_the_database(
         else:
             ns.mkdir(args[0], parents=True)
     apply_as_one_batch(sink, conn)
+    drift = verify(conn, sink.index)
+    assert not drift, drift.summary()
+
+
+def test_a_removed_directory_leaves_search_at_its_own_delete_event(
+    sink: IndexSink, conn: psycopg.Connection, ns: Namespace
+) -> None:
+    """The cascade's events for the entries below follow the directory's; search does not
+    wait for them (a million-file `rm -r` is hundreds of batches)."""
+    removed = ns.stat("/a").id
+    ns.rm("/a", recursive=True)
+    events = list(slot_events(conn, "batch", "p"))
+    deletes = [e for e in events if e.type == ev.INODE_DELETED]
+    assert deletes[0].inode_id == removed and len(deletes) == 6  # a, x, y and three files
+    sink.add(deletes[0])
+    assert sink.flush() == []
+    left = [doc["path"] for batch in sink.index.scan() for doc in batch]
+    assert sorted(left) == ["/", "/b", "/b/f4"]
+    for event in events:
+        sink.add(event)
+    assert sink.flush() == []
     drift = verify(conn, sink.index)
     assert not drift, drift.summary()

@@ -79,6 +79,15 @@ class TantivyIndex:
                     tantivy.Query.term_set_query(self.schema, "id", wanted)
                 )
 
+    def delete_below(self, dirs: Iterable[int]) -> None:
+        wanted = list(dirs)
+        if wanted:
+            writer = self._need_writer()
+            with self._failing("delete from"):
+                writer.delete_documents_by_query(
+                    tantivy.Query.term_set_query(self.schema, "ancestors", wanted)
+                )
+
     def delete_all(self) -> None:
         writer = self._need_writer()
         with self._failing("empty"):
