@@ -13,7 +13,7 @@ help: ## list the targets
 
 install: $(STAMP) ## create .venv with epipe, its dev tools and the Hive Metastore jars (idempotent)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py epipe/source/_tuples.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "epipe needs Python >= 3.11 (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
@@ -37,16 +37,16 @@ soak: install ## the convergence property tests with 2,000 histories (long)
 	EPIPE_CONVERGENCE_EXAMPLES=2000 $(BIN)/pytest tests/integration/test_convergence.py -s --basetemp="$$(mktemp -d /tmp/epipe-test-XXXXXX)"
 
 lint: install ## ruff (format check + lint) and mypy
-	$(BIN)/ruff format --check epipe search_api tests compose
-	$(BIN)/ruff check epipe search_api tests compose
+	$(BIN)/ruff format --check epipe search_api tests compose hatch_build.py
+	$(BIN)/ruff check epipe search_api tests compose hatch_build.py
 	$(BIN)/mypy
-	$(BIN)/mypy compose/healthcheck.py
+	$(BIN)/mypy compose/healthcheck.py hatch_build.py
 
 check: lint test ## everything CI should hold: lint, types, tests
 
 fmt: install ## format the code in place
-	$(BIN)/ruff format epipe search_api tests compose
-	$(BIN)/ruff check --fix epipe search_api tests compose
+	$(BIN)/ruff format epipe search_api tests compose hatch_build.py
+	$(BIN)/ruff check --fix epipe search_api tests compose hatch_build.py
 
 stop: install ## stop the demo's pipeline, the embedded PostgreSQL and the local metastore of EPIPE_HOME
 	@for p in serve run; do if [ -f "$(EPIPE_HOME)/$$p.pid" ]; then kill "$$(cat "$(EPIPE_HOME)/$$p.pid")" 2>/dev/null; rm -f "$(EPIPE_HOME)/$$p.pid"; sleep 1; fi; done

@@ -35,6 +35,7 @@ from epipe.pipeline.runner import ConsumerSpec
 from epipe.pipeline.store import PipelineStore
 from epipe.settings import Settings
 from epipe.sink import Rejection
+from epipe.source import translate
 
 DATABASE = "epipe_bench"
 PUBLICATION = "epipe_bench"
@@ -118,6 +119,7 @@ def run(
         "baseline_events_per_s": round(best["recvlogical"]),
         "ratio": round(best["epipe"] / best["recvlogical"], 3),
         "runs": {kind: [round(d.per_s) for d in runs] for kind, runs in drains.items()},
+        "compiled_parse": translate.COMPILED,  # the tailer's tuple parse (_tuples.c)
     }
     if kafka:
         result["kafka_events_per_s"] = round(best["kafka"])

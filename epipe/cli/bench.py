@@ -165,6 +165,7 @@ def _capture(ctx: Context, images: int) -> dict[str, Any]:
     )
     click.echo(
         f"  {'epipe -> in-process bus':<36}{result['events_per_s']:>12,}{result['ratio']:>8.2f}"
+        + ("" if result["compiled_parse"] else "   (the compiled tuple parse is not built)")
     )
     if "kafka_events_per_s" in result:
         click.echo(

@@ -21,6 +21,13 @@ from epipe.fs.model import KINDS
 from epipe.lsn import lsn_to_str
 from epipe.source import pgoutput as pg
 
+try:  # the compiled twin of Table.parse_python, built by `make install` (hatch_build.py)
+    from epipe.source._tuples import parse as _compiled_parse
+except ImportError:  # no compiler where epipe was installed: the same, in Python
+    _compiled_parse = None  # type: ignore[assignment]
+
+COMPILED = _compiled_parse is not None
+
 _I16 = Struct(">h").unpack_from
 _I32 = Struct(">i").unpack_from
 _U32 = Struct(">I").unpack_from
@@ -105,6 +112,18 @@ def read_event(lsn: int, content: bytes) -> Event:
     )
 
 
+def _code(oid: int) -> int:
+    """How the compiled parse converts a column of this type (_tuples.c): the converters
+    above, or 'c' to call the column's converter."""
+    if oid in (20, 21, 23, 26):
+        return ord("i")
+    if oid == 16:
+        return ord("b")
+    if oid == 1184:
+        return ord("z")
+    return ord("c") if oid in RAW_CONVERTERS else ord("s")  # the rest: bytes.decode
+
+
 class Table(NamedTuple):
     """A relation as the translator needs it: names and a converter per column."""
 
@@ -112,15 +131,17 @@ class Table(NamedTuple):
     columns: tuple[str, ...]
     converters: tuple[Callable[[str], Any], ...]
     raw_converters: tuple[Callable[[bytes], Any], ...]
+    codes: bytes  # per column, for the compiled parse
 
     @classmethod
     def of(cls, name: str, columns: Sequence[tuple[str, int]]) -> Table:
-        plain, raw = [], []
+        plain, raw, codes = [], [], []
         for column, oid in columns:
             override = _OVERRIDES.get((name, column))
             plain.append(override[0] if override else CONVERTERS.get(oid, _text))
             raw.append(override[1] if override else RAW_CONVERTERS.get(oid, bytes.decode))
-        return cls(name, tuple(c for c, _ in columns), tuple(plain), tuple(raw))
+            codes.append(ord("c") if override else _code(oid))
+        return cls(name, tuple(c for c, _ in columns), tuple(plain), tuple(raw), bytes(codes))
 
     def row(self, values: Sequence[pg.Value]) -> tuple[dict[str, Any], list[str]]:
         """Column values -> (row dict, names of unchanged TOASTed columns left out)."""
@@ -139,7 +160,16 @@ class Table(NamedTuple):
 
     def parse(self, buf: bytes, pos: int) -> tuple[dict[str, Any], list[str], int]:
         """The fast path: a pgoutput TupleData at `pos` straight into a row dict (what
-        `row(pgoutput.decode(...))` gives, without the intermediate tuple of strings)."""
+        `row(pgoutput.decode(...))` gives, without the intermediate tuple of strings);
+        compiled where `make install` built it, else `parse_python`."""
+        if _compiled_parse is None:
+            return self.parse_python(buf, pos)
+        return _compiled_parse(
+            buf, pos, self.name, self.columns, self.codes, self.raw_converters, pg.DecodeError
+        )
+
+    def parse_python(self, buf: bytes, pos: int) -> tuple[dict[str, Any], list[str], int]:
+        """`parse`'s definition, which the compiled one is held equal to."""
         (count,) = _I16(buf, pos)
         if count != len(self.columns):
             raise pg.DecodeError(f"{self.name}: {count} columns in a tuple of {len(self.columns)}")

@@ -50,3 +50,20 @@ def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_pa
     assert data["rm_files"] == 400 and data["rm_peak_rss_mb"] >= data["rm_rss_before_mb"] > 0
     assert data["rm_r_1m_caught_up_s"] >= data["rm_r_1m_s"]
     assert data["rm_r_1m_db_s"] > 0 and data["rm_r_100k_db_s"] > 0
+
+
+def test_bench_capture_prints_the_tailer_beside_pg_recvlogical(dsn: str, tmp_path: Path) -> None:
+    figures = tmp_path / "capture.json"
+    result = CliRunner().invoke(
+        cli,
+        ["bench", "capture", "--images", "100", "--json", str(figures)],
+        env={"EPIPE_DSN": dsn, "EPIPE_HOME": str(tmp_path)},
+    )
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "pg_recvlogical (baseline)" in result.stdout
+    assert "not built" not in result.stdout
+    data = json.loads(figures.read_text())
+    assert data["changes"] >= 600 and data["compiled_parse"] is True  # 6 row changes an image
+    assert len(data["runs"]["epipe"]) == len(data["runs"]["recvlogical"]) == 2
+    # the ratio is of the unrounded rates
+    assert abs(data["ratio"] - data["events_per_s"] / data["baseline_events_per_s"]) < 0.002
