@@ -56,8 +56,8 @@ from epipe.search.query import SearchQuery, parse_predicate
 from epipe.settings import Settings
 
 GOALS = {
-    "lag_p50_ms": 330.0,
-    "lag_p99_ms": 1000.0,
+    "lag_p50_ms": 100.0,
+    "lag_p99_ms": 500.0,
     "rm_r_100k_s": 5.0,
     "mv_100k_s": 3.0,
     "rm_r_1m_s": 10.0,
