@@ -15,6 +15,7 @@ from typing import NamedTuple, TypedDict
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from epipe.db.embedded import EmbeddedPostgres
 from epipe.db.migrate import migrate
@@ -25,6 +26,11 @@ from epipe.hms.server import LocalMetastore, local_location_prefix
 
 TEMPLATE = "epipe_template"
 _serial = itertools.count()
+
+# Tests check behaviour, never timing: Hypothesis's per-example deadline (200 ms) failed
+# property tests on a busy machine (a 228 kB JSON text took 308 ms once, 12 ms again).
+settings.register_profile("epipe", deadline=None)
+settings.load_profile("epipe")
 
 
 @pytest.fixture(scope="session", autouse=True)
