@@ -127,10 +127,6 @@ def _caught_up(conn: psycopg.Connection, token: str | None = None, timeout: floa
         raise RuntimeError(f"the bench pipeline fell behind: {lagging}")
 
 
-def _files(store: IndexStore) -> int:
-    return store.current(writable=False).search(SearchQuery(type="file", limit=1)).total
-
-
 def _removed(conn: psycopg.Connection, ns: Namespace, store: IndexStore, path: str) -> Removal:
     """`rm -r path` (the index caught up), timed from its commit until the index holds as
     many fewer documents as the database has fewer inodes (a cheap count, polled: searching
