@@ -90,7 +90,7 @@ def differing(
     checks.append((paths, "path", wanted, set()))
     for query, field, holders, unsure in checks:
         ignored = unsure | odd if field.startswith(FIELD) else unsure
-        matched = {i for _, i in matching(query, len(holders))}
+        matched = {i for _, i in matching(query, len(holders | unsure))}
         for inode_id in (matched ^ holders) - ignored:
             found.setdefault(inode_id, "xattrs" if field.startswith(FIELD) else field)
     return found

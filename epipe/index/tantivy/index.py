@@ -13,7 +13,7 @@ from epipe.index.document import Document
 from epipe.index.engine import EngineError, Hit, Page
 from epipe.index.paging import order_of
 from epipe.index.tantivy.compile import compile_query
-from epipe.index.tantivy.document import stored, to_tantivy
+from epipe.index.tantivy.document import as_json, stored, to_tantivy
 from epipe.index.tantivy.errors import map_exceptions, refused_queries
 from epipe.index.tantivy.fields import differing
 from epipe.index.tantivy.keyset import page_entries
@@ -63,7 +63,11 @@ class TantivyIndex:
         with self._failing("write to"):
             for doc in docs:
                 try:
-                    writer.add_document(to_tantivy(doc))
+                    text = as_json(doc)
+                    if text is None:
+                        writer.add_document(to_tantivy(doc))
+                    else:
+                        writer.add_json(text)
                 except (ValueError, TypeError, OverflowError) as exc:
                     rejected.append((doc["id"], f"tantivy refused the document: {exc}"))
         return rejected
