@@ -2,7 +2,7 @@
 document as JSON in `source`, which is what reads return.
 
 Two ways to hand tantivy a document, holding the same fields: `as_json`, the fields as JSON
-text for `IndexWriter.add_json` (parsed in Rust: about a third of the time of building it
+text for `IndexWriter.add_json` (parsed in Rust: about half the time of building it
 here), and `to_tantivy`, a tantivy.Document built field by field, for the documents that
 text cannot carry exactly (see `as_json`)."""
 
@@ -58,8 +58,8 @@ def as_json(doc: Document) -> str | None:
     """The document's fields as the JSON text `IndexWriter.add_json` reads, or None when
     that text would not index what `to_tantivy` does:
     - a time that is not an ISO 8601 time with its offset as Python writes it, between
-      1678 and 2261 (the JSON reader refuses times a date field cannot hold, which
-      `add_date` clamps);
+      1678 and 2261 (outside those years tantivy's date fields hold no time; the
+      field-by-field path refuses it with the message it always gave);
     - a fraction or exponent in the annotations that tantivy's JSON reader would not read
       back as the same double. It reads digits times 10^exponent in one rounded operation
       (serde_json without its `float_roundtrip` feature), exact only while the digits fit a
