@@ -1,7 +1,7 @@
 """A Document as tantivy holds it: the fields of tantivy-fields.json, and the whole
 document as JSON in `source`, which is what reads return.
 
-Two ways to hand tantivy a document, holding the same fields: `as_json`, the fields as JSON
+Two ways to hand tantivy a document's `fields` (one list of them): `as_json`, as JSON
 text for `IndexWriter.add_json` (parsed in Rust: about half the time of building it
 here), and `to_tantivy`, a tantivy.Document built field by field, for the documents that
 text cannot carry exactly (see `as_json`)."""
@@ -20,55 +20,11 @@ import tantivy
 from epipe.index.document import MAX_TEXT_BYTES, Document, annotation_text, indexed_annotations
 
 
-def to_tantivy(doc: Document) -> tantivy.Document:
-    out = tantivy.Document()
-    out.add_unsigned("id", doc["id"])
-    if doc["parent_id"] is not None:
-        out.add_unsigned("parent_id", doc["parent_id"])
-    for ancestor in doc["ancestors"]:
-        out.add_unsigned("ancestors", ancestor)
-    out.add_text("name_sort", doc["name"])
-    out.add_text("path", doc["path"])
-    out.add_text("kind", doc["kind"])
-    out.add_text("ext", doc["ext"])
-    if doc["artifact"] is not None:
-        out.add_text("artifact", doc["artifact"])
-    out.add_text("owner", doc["owner"])
-    out.add_text("group", doc["group"])
-    if doc["project"] is not None:
-        out.add_text("project", doc["project"])
-    out.add_unsigned("size", doc["size"])
-    out.add_date("mtime", datetime.fromisoformat(doc["mtime"]))
-    out.add_date("ctime", datetime.fromisoformat(doc["ctime"]))
+def fields(doc: Document) -> dict[str, Any]:
+    """The values of each field of tantivy-fields.json for `doc` (times as ISO text, `source`
+    as bytes); a field without a value is left out."""
     source = orjson.dumps(doc)
-    if doc["xattrs"]:  # no string can be too long to index in a short document
-        xattrs = indexed_annotations(doc["xattrs"])
-        out.add_json("annotations", xattrs if len(source) <= MAX_TEXT_BYTES else _indexable(xattrs))
-    # free text: each place a word can be found scores its own weight (epipe.index.scoring)
-    out.add_text("name_words", doc["name"])
-    out.add_text("path_words", doc["path"].rpartition("/")[0])
-    if doc["xattrs"]:
-        out.add_text("annotation_words", annotation_text(doc["xattrs"]))
-    out.add_unsigned("version", doc["version"])
-    out.add_bytes("source", source)
-    return out
-
-
-def as_json(doc: Document) -> str | None:
-    """The document's fields as the JSON text `IndexWriter.add_json` reads, or None when
-    that text would not index what `to_tantivy` does:
-    - a time that is not an ISO 8601 time with its offset as Python writes it, between
-      1678 and 2261 (outside those years tantivy's date fields hold no time; the
-      field-by-field path refuses it with the message it always gave);
-    - a fraction or exponent in the annotations that tantivy's JSON reader would not read
-      back as the same double. It reads digits times 10^exponent in one rounded operation
-      (serde_json without its `float_roundtrip` feature), exact only while the digits fit a
-      double's 53 bits and 10^exponent is exact (|exponent| ≤ 22); orjson writes the
-      shortest text of a double, which may need 17 digits."""
-    if not (_plain_time(doc["mtime"]) and _plain_time(doc["ctime"])):
-        return None
-    source = orjson.dumps(doc)
-    fields: dict[str, Any] = {
+    out: dict[str, Any] = {
         "id": doc["id"],
         "ancestors": doc["ancestors"],
         "name_sort": doc["name"],
@@ -80,25 +36,67 @@ def as_json(doc: Document) -> str | None:
         "size": doc["size"],
         "mtime": doc["mtime"],
         "ctime": doc["ctime"],
+        # free text: each place a word can be found scores its own weight (index.scoring)
         "name_words": doc["name"],
         "path_words": doc["path"].rpartition("/")[0],
         "version": doc["version"],
-        "source": base64.b64encode(source).decode(),
+        "source": source,
     }
     if doc["parent_id"] is not None:
-        fields["parent_id"] = doc["parent_id"]
+        out["parent_id"] = doc["parent_id"]
     if doc["artifact"] is not None:
-        fields["artifact"] = doc["artifact"]
+        out["artifact"] = doc["artifact"]
     if doc["project"] is not None:
-        fields["project"] = doc["project"]
-    if doc["xattrs"]:
-        if not _exact_numbers(doc["xattrs"]):
-            return None
-        words = annotation_text(doc["xattrs"])
+        out["project"] = doc["project"]
+    if doc["xattrs"]:  # no string can be too long to index in a short document
         xattrs = indexed_annotations(doc["xattrs"])
-        fields["annotations"] = xattrs if len(source) <= MAX_TEXT_BYTES else _indexable(xattrs)
-        fields["annotation_words"] = words
-    return orjson.dumps(fields).decode()
+        out["annotations"] = xattrs if len(source) <= MAX_TEXT_BYTES else _indexable(xattrs)
+        out["annotation_words"] = annotation_text(doc["xattrs"])
+    return out
+
+
+_UNSIGNED = frozenset({"id", "parent_id", "size", "version"})
+_DATES = frozenset({"mtime", "ctime"})
+
+
+def to_tantivy(doc: Document) -> tantivy.Document:
+    """`fields(doc)` as a tantivy.Document built field by field."""
+    out = tantivy.Document()
+    for name, value in fields(doc).items():
+        if name == "ancestors":
+            for ancestor in value:
+                out.add_unsigned(name, ancestor)
+        elif name in _UNSIGNED:
+            out.add_unsigned(name, value)
+        elif name in _DATES:
+            out.add_date(name, datetime.fromisoformat(value))
+        elif name == "annotations":
+            out.add_json(name, value)
+        elif name == "source":
+            out.add_bytes(name, value)
+        else:
+            out.add_text(name, value)
+    return out
+
+
+def as_json(doc: Document) -> str | None:
+    """`fields(doc)` as the JSON text `IndexWriter.add_json` reads, or None when that text
+    would not index what `to_tantivy` does:
+    - a time that is not an ISO 8601 time with its offset as Python writes it, between
+      1678 and 2261 (outside those years tantivy's date fields hold no time; the
+      field-by-field path refuses it with the message it always gave);
+    - a fraction or exponent in the annotations that tantivy's JSON reader would not read
+      back as the same double. It reads digits times 10^exponent in one rounded operation
+      (serde_json without its `float_roundtrip` feature), exact only while the digits fit a
+      double's 53 bits and 10^exponent is exact (|exponent| ≤ 22); orjson writes the
+      shortest text of a double, which may need 17 digits."""
+    if not (_plain_time(doc["mtime"]) and _plain_time(doc["ctime"])):
+        return None
+    if doc["xattrs"] and not _exact_numbers(doc["xattrs"]):
+        return None
+    out = fields(doc)
+    out["source"] = base64.b64encode(out["source"]).decode()  # how JSON text holds bytes
+    return orjson.dumps(out).decode()
 
 
 # What `datetime.isoformat` writes for an aware time (second 60 is RFC 3339's but not

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -69,23 +70,25 @@ def documents(draw: st.DrawFn) -> list[Document]:
     ]
 
 
-def _index(root: str) -> Iterator[Any]:
-    index = TantivyStore(Path(root)).current(writable=True)
-    try:
-        yield index
-    finally:
-        index.close()
+@contextmanager
+def _index() -> Iterator[Any]:
+    """A writable index in a directory of its own, closed before the directory goes."""
+    with tempfile.TemporaryDirectory() as root:
+        index = TantivyStore(Path(root)).current(writable=True)
+        try:
+            yield index
+        finally:
+            index.close()
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_documents_written_as_json_read_back_and_index_as_they_are(docs: list[Document]) -> None:
-    with tempfile.TemporaryDirectory() as root:
-        for index in _index(root):
-            assert index.upsert(docs) == []
-            index.commit()
-            assert index.get(doc["id"] for doc in docs) == {doc["id"]: doc for doc in docs}
-            assert index.check_fields(docs) == {}, [d["xattrs"] for d in docs]
+    with _index() as index:
+        assert index.upsert(docs) == []
+        index.commit()
+        assert index.get(doc["id"] for doc in docs) == {doc["id"]: doc for doc in docs}
+        assert index.check_fields(docs) == {}, [d["xattrs"] for d in docs]
 
 
 def test_plain_documents_go_as_json_and_the_others_field_by_field() -> None:
@@ -105,14 +108,13 @@ def test_plain_documents_go_as_json_and_the_others_field_by_field() -> None:
     assert [as_json(doc) for doc in odd] == [None] * len(odd)
     plain = [document(7, "a", 1, when, {"f": 0.5, "g": 1e22, "h": 123456789.25, "i": 2**64 - 1})]
     assert as_json(plain[0]) is not None
-    with tempfile.TemporaryDirectory() as root:
-        for index in _index(root):
-            assert index.upsert(images + odd + plain) == []
-            rejected = index.upsert([beyond])
-            assert [i for i, _ in rejected] == [6]
-            assert "dates must be between" in rejected[0][1]
-            index.commit()
-            assert index.check_fields(images + odd + plain) == {}
+    with _index() as index:
+        assert index.upsert(images + odd + plain) == []
+        rejected = index.upsert([beyond])
+        assert [i for i, _ in rejected] == [6]
+        assert "dates must be between" in rejected[0][1]
+        index.commit()
+        assert index.check_fields(images + odd + plain) == {}
 
 
 def test_both_ways_index_the_same_terms_and_columns() -> None:
