@@ -53,6 +53,9 @@ def _logging(verbose: bool) -> None:
     )
     if not verbose:  # kafka-python logs each failed attempt to reach a broker; ours is one line
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        # psycopg warns again of a connection lost in a crash ("error ignored terminating"),
+        # which epipe's one-line retry report already says
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
 
 
 @click.command()
