@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import tantivy
@@ -37,6 +37,7 @@ _FAST: dict[str, Callable[[Document], Any]] = {
     "path": lambda doc: doc["path"],
     "name_sort": lambda doc: doc["name"],
 }
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JSON_DEPTH = 20  # tantivy indexes no part of a JSON value nested deeper than this
 _TERMS = ("kind", "ext", "artifact", "owner", "group", "project")
 
@@ -196,4 +197,9 @@ def _both(a: tantivy.Query, b: tantivy.Query) -> tantivy.Query:
 
 
 def _seconds(iso: str) -> int:
-    return math.floor(datetime.fromisoformat(iso).timestamp()) * 1_000_000_000
+    """The column's value: tantivy cuts a time to the second towards zero (1969-12-31
+    23:59:59.5 is 0, not -1), in whole microseconds (a double has too few bits in 2261)."""
+    since = datetime.fromisoformat(iso) - _EPOCH
+    micros = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+    whole = abs(micros) // 1_000_000
+    return (whole if micros >= 0 else -whole) * 1_000_000_000

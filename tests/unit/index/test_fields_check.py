@@ -4,10 +4,11 @@ the documents themselves, whatever their annotations hold."""
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from epipe.index.document import Document, build
 from epipe.index.tantivy import TantivyStore
 from tests.json_texts import json_texts, xattr_names
 
+_2024 = datetime(2024, 1, 1, tzinfo=UTC)
 leaf = (
     st.none()
     | st.booleans()
@@ -40,7 +42,7 @@ annotation_values = st.recursive(
 )
 
 
-def document(inode_id: int, xattrs: dict[str, Any]) -> Document:
+def document(inode_id: int, xattrs: dict[str, Any], mtime: datetime = _2024) -> Document:
     row = {
         "id": inode_id,
         "parent_id": 1,
@@ -50,8 +52,8 @@ def document(inode_id: int, xattrs: dict[str, Any]) -> Document:
         "mode": 0o644,
         "owner": "alice",
         "group": "g",
-        "mtime": datetime(2024, 1, 1, tzinfo=UTC),
-        "ctime": datetime(2024, 1, 1, tzinfo=UTC),
+        "mtime": mtime,
+        "ctime": _2024,
     }
     doc, _ = build(row, ["", f"f{inode_id}.jpg"], [1], xattrs, 1)
     return doc
@@ -77,6 +79,32 @@ def test_an_index_written_from_its_documents_has_no_differing_fields(
         index.commit()
         try:
             assert index.check_fields(docs) == {}
+        finally:
+            index.close()
+
+
+@pytest.mark.parametrize(
+    "mtime",
+    [
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),  # -0.5 s: 0 in the column
+        datetime(1969, 12, 31, 23, 59, 58, 1, tzinfo=UTC),
+        datetime(1900, 6, 1, 12, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(1678, 1, 2, 0, 0, 0, 999_999, tzinfo=UTC),
+        datetime(1970, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC),
+        datetime(2261, 12, 30, 23, 59, 59, 999_999, tzinfo=UTC),
+    ],
+)
+def test_times_are_cut_to_the_second_as_tantivy_cuts_them(mtime: datetime) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        index = TantivyStore(Path(root)).current(writable=True)
+        try:
+            assert index.upsert([document(2, {}, mtime)]) == []
+            index.commit()
+            assert index.check_fields([document(2, {}, mtime)]) == {}
+            # and one two seconds later is seen (one later may be cut to the same second:
+            # -0.5 s and 0.5 s are both 0)
+            later = document(2, {}, mtime + timedelta(seconds=2))
+            assert index.check_fields([later]) == {2: "mtime"}
         finally:
             index.close()
 
