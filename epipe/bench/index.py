@@ -10,6 +10,10 @@ scratch tantivy index) running in this process:
   added to a fresh generation through the engine adapter with no pipeline: the ceiling the
   pipeline approaches;
 - rebuild_docs_per_s: `reindex` throughput, for comparison;
+- cpu_us_per_doc (and rebuild_cpu_us_per_doc, raw_engine_cpu_us_per_doc): the CPU each
+  document cost while draining, by place (the tailer, the index consumer, the rest of this
+  process — tantivy's threads —, the database's WAL decoding, its queries; epipe.bench.cpu),
+  with cpu_cores_busy: what the machine's cores allow at best at that cost;
 - lag_p50_ms / lag_p99_ms: commit -> searchable, for probe annotations written every 100 ms
   while `load mix` runs at a fixed rate;
 - rm_r_100k_s: `rm -r` of a directory of 100,000 annotated files until the index holds none,
@@ -40,6 +44,7 @@ from typing import Any
 import psycopg
 
 from epipe import wiring
+from epipe.bench import cpu
 from epipe.bench.capture import _drop_database, _fresh_database
 from epipe.db.migrate import migrate
 from epipe.db.server import connect
@@ -65,6 +70,8 @@ GOALS = {
 RATE_GOALS = {"docs_per_s": 25_000, "rebuild_docs_per_s": 50_000}  # ratio >= 1 meets these
 SLOT = "epipe_bench_index"
 RAW_BATCH = 2_000
+# where the drain's CPU goes: the thread running the pipeline runs its tailer
+_PLACES = {"tailer": "tailer", "consumer-index": "index consumer", "MainThread": "bench (waiting)"}
 
 
 def run(
@@ -96,17 +103,20 @@ def run(
                 progress(f"indexing throughput: a backlog of {images:,} images")
                 load_images(conn, Actor("root", "bench"), under="/bench/load", count=images, seed=1)
                 result.update(_throughput(conn, store, pipeline))
-                result.update(_raw_engine(store, scratch / "raw"))
+                result.update(_raw_engine(conn, store, scratch / "raw"))
                 result.update(_lag(dsn, conn, ns, store, mix_rate, mix_seconds, progress))
                 result.update(_subtrees(conn, ns, store, big, progress))
                 result.update(_rm_huge(conn, ns, store, pipeline, huge, progress))
             finally:
                 pipeline.stop()
             progress("rebuild")
-            started = time.perf_counter()
-            report, index = rebuild(conn, wiring.open_tantivy_store(scratch / "rebuild"))
-            index.close()
-            result["rebuild_docs_per_s"] = round(report.documents / (time.perf_counter() - started))
+            with cpu.measured(conn, {"MainThread": "rebuild"}) as use:
+                started = time.perf_counter()
+                report, index = rebuild(conn, wiring.open_tantivy_store(scratch / "rebuild"))
+                index.close()
+                seconds = time.perf_counter() - started
+            result["rebuild_docs_per_s"] = round(report.documents / seconds)
+            result["rebuild_cpu_us_per_doc"] = use.per_item_us(report.documents)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _drop_database(admin_dsn)
@@ -120,9 +130,11 @@ def run(
     return result
 
 
-def _caught_up(conn: psycopg.Connection, token: str | None = None, timeout: float = 600) -> None:
+def _caught_up(
+    conn: psycopg.Connection, token: str | None = None, timeout: float = 600, poll: float = 0.005
+) -> None:
     target = None if token is None else lsn_from_str(token)
-    _, lagging = pipeline_status.wait(conn, SLOT, target, timeout, poll=0.005)
+    _, lagging = pipeline_status.wait(conn, SLOT, target, timeout, poll=poll)
     if lagging:
         raise RuntimeError(f"the bench pipeline fell behind: {lagging}")
 
@@ -173,7 +185,9 @@ class Pipeline:
             source=wiring.open_source(settings, dsn),
         )
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=runner.run, args=(self._stop,), daemon=True)
+        self._thread = threading.Thread(
+            target=runner.run, args=(self._stop,), daemon=True, name="tailer"
+        )
         self._thread.start()
         if not runner.ready.wait(60):
             raise RuntimeError("the bench pipeline did not start")
@@ -188,29 +202,41 @@ class Pipeline:
 def _throughput(conn: psycopg.Connection, store: IndexStore, pipeline: Pipeline) -> dict[str, Any]:
     token = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]  # type: ignore[index]
     before = store.current(writable=False).count()
-    started = time.perf_counter()
-    pipeline.start()
-    _caught_up(conn, token)
-    seconds = time.perf_counter() - started
+    with cpu.measured(conn, _PLACES) as use:
+        started = time.perf_counter()
+        pipeline.start()
+        # polled less often than the timings below: its queries share the interpreter
+        # and the cores with what is measured; 1 % of a drain of seconds
+        _caught_up(conn, token, poll=0.05)
+        seconds = time.perf_counter() - started
     docs = store.current(writable=False).count() - before
-    return {"docs": docs, "docs_per_s": round(docs / seconds)}
+    return {
+        "docs": docs,
+        "docs_per_s": round(docs / seconds),
+        "cpu_us_per_doc": use.per_item_us(docs),
+        "cpu_cores_busy": use.cores_busy(),
+    }
 
 
-def _raw_engine(store: IndexStore, path: Path) -> dict[str, Any]:
+def _raw_engine(conn: psycopg.Connection, store: IndexStore, path: Path) -> dict[str, Any]:
     """The documents the pipeline made, added again by the engine alone, commits included
     (in batches as large as the index consumer's)."""
     docs = [doc for chunk in store.current(writable=False).scan() for doc in chunk]
     raw = wiring.open_tantivy_store(path)
     _, index = raw.new_generation()
     try:
-        started = time.perf_counter()
-        for at in range(0, len(docs), RAW_BATCH):
-            index.upsert(docs[at : at + RAW_BATCH])
-            index.commit()
-        seconds = time.perf_counter() - started
+        with cpu.measured(conn, {}) as use:
+            started = time.perf_counter()
+            for at in range(0, len(docs), RAW_BATCH):
+                index.upsert(docs[at : at + RAW_BATCH])
+                index.commit()
+            seconds = time.perf_counter() - started
     finally:
         index.close()
-    return {"raw_engine_docs_per_s": round(len(docs) / seconds)}
+    return {
+        "raw_engine_docs_per_s": round(len(docs) / seconds),
+        "raw_engine_cpu_us_per_doc": use.per_item_us(len(docs))["total"],
+    }
 
 
 def _lag(

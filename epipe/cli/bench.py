@@ -7,6 +7,7 @@ one line (and as {"skipped": why} in the JSON)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,20 @@ def _index(
         f"files were indexed at {result['rm_load_docs_per_s']:,} docs/s.\n"
         f"   rm -r of the {result['subtree_files']:,}: the database's delete took "
         f"{result['rm_r_100k_db_s']} s)"
+    )
+    cores = os.cpu_count() or 1
+    for key, label in (("cpu_us_per_doc", "draining"), ("rebuild_cpu_us_per_doc", "rebuild")):
+        per = result[key]
+        places = ", ".join(f"{place} {us:,.0f}" for place, us in per.items() if place != "total")
+        click.echo(
+            f"  CPU µs a document, {label}: {per['total']:,.0f}, which {cores} cores allow "
+            f"{cores * 1e6 / per['total']:,.0f} docs/s at best\n    ({places})"
+        )
+    goal = index.RATE_GOALS["docs_per_s"]
+    click.echo(
+        f"  (draining kept {result['cpu_cores_busy']} of {cores} cores busy; the engine alone "
+        f"{result['raw_engine_cpu_us_per_doc']:,.0f} µs a document; {goal:,} docs/s needs "
+        f"<= {cores * 1e6 / goal:,.0f})"
     )
     click.echo(
         f"  (lag: {result['lag_samples']} probes during load mix at "

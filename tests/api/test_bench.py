@@ -52,6 +52,16 @@ def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_pa
     # a few hundred files may go within the rounding (0.01 s): only the order is certain
     assert data["rm_r_1m_caught_up_s"] >= data["rm_r_1m_s"] >= 0 and data["rm_r_100k_s"] >= 0
     assert data["rm_r_1m_db_s"] >= 0 and data["rm_r_100k_db_s"] >= 0
+    # where the CPU went: the pipeline's own threads, the engine's, the database's decoding
+    drained = data["cpu_us_per_doc"]
+    for place in ("tailer", "index consumer", "database: decoding the WAL", "database: queries"):
+        assert drained[place] > 0, (place, drained)
+    assert all(us >= 0 for us in drained.values()), drained
+    parts = sum(us for place, us in drained.items() if place != "total")
+    assert abs(drained["total"] - parts) <= 0.1 * len(drained), drained  # each rounded to 0.1
+    assert data["cpu_cores_busy"] > 0 and data["raw_engine_cpu_us_per_doc"] > 0
+    assert data["rebuild_cpu_us_per_doc"]["rebuild"] > 0
+    assert "CPU µs a document, draining" in result.stdout
 
 
 def test_bench_capture_prints_the_tailer_beside_pg_recvlogical(dsn: str, tmp_path: Path) -> None:
