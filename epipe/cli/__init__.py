@@ -7,6 +7,7 @@ exit code 1.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -66,12 +67,25 @@ cli.add_command(bench.bench)
 
 def main() -> None:
     _python_writes_stderr_alone()
+    _collect_cycles_less_often()
     try:
         cli(prog_name="epipe")
     except SystemExit as exc:
         _end_past_the_jvm(exc.code)
         raise
     _end_past_the_jvm(0)
+
+
+# Python's cyclic collector runs every 700 new containers by default: in the tailer (every
+# row change makes a few dicts and tuples, the bus holds thousands of events) it took a
+# fifth of the thread's time. Every 50,000 the tailer reads 30-45 % more row changes a
+# second (`bench capture`, docs/performance.md); cycles are still collected, a little later.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def _collect_cycles_less_often() -> None:
+    gc.freeze()  # what the imports made lives as long as the process: never scanned again
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _end_past_the_jvm(code: object) -> None:
