@@ -11,6 +11,7 @@ those alive at its end)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,16 @@ class CpuUse:
 
     def cores_busy(self) -> float:
         return round(sum(self.seconds.values()) / self.wall, 2) if self.wall else 0.0
+
+    def ceiling(self, items: int) -> int:
+        """Items a second this machine's cores allow at best at the CPU an item cost."""
+        spent = sum(self.seconds.values())
+        return round(cores() * items / spent) if spent else 0
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0))
 
 
 @contextmanager

@@ -13,7 +13,8 @@ scratch tantivy index) running in this process:
 - cpu_us_per_doc (and rebuild_cpu_us_per_doc, raw_engine_cpu_us_per_doc): the CPU each
   document cost while draining, by place (the tailer, the index consumer, the rest of this
   process — tantivy's threads —, the database's WAL decoding, its queries; epipe.bench.cpu),
-  with cpu_cores_busy: what the machine's cores allow at best at that cost;
+  with cpu_ceiling_docs_per_s (and rebuild_…): the rate this machine's `cores` allow at
+  best at that cost, and cpu_cores_busy;
 - lag_p50_ms / lag_p99_ms: commit -> searchable, for probe annotations written every 100 ms
   while `load mix` runs at a fixed rate;
 - rm_r_100k_s: `rm -r` of a directory of 100,000 annotated files until the index holds none,
@@ -117,6 +118,7 @@ def run(
                 seconds = time.perf_counter() - started
             result["rebuild_docs_per_s"] = round(report.documents / seconds)
             result["rebuild_cpu_us_per_doc"] = use.per_item_us(report.documents)
+            result["rebuild_cpu_ceiling_docs_per_s"] = use.ceiling(report.documents)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _drop_database(admin_dsn)
@@ -214,7 +216,9 @@ def _throughput(conn: psycopg.Connection, store: IndexStore, pipeline: Pipeline)
         "docs": docs,
         "docs_per_s": round(docs / seconds),
         "cpu_us_per_doc": use.per_item_us(docs),
+        "cpu_ceiling_docs_per_s": use.ceiling(docs),
         "cpu_cores_busy": use.cores_busy(),
+        "cores": cpu.cores(),
     }
 
 

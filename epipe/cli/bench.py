@@ -7,7 +7,6 @@ one line (and as {"skipped": why} in the JSON)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -227,13 +226,13 @@ def _index(
         f"   rm -r of the {result['subtree_files']:,}: the database's delete took "
         f"{result['rm_r_100k_db_s']} s)"
     )
-    cores = os.cpu_count() or 1
-    for key, label in (("cpu_us_per_doc", "draining"), ("rebuild_cpu_us_per_doc", "rebuild")):
-        per = result[key]
+    cores = result["cores"]
+    for key, label in (("cpu", "draining"), ("rebuild_cpu", "rebuild")):
+        per = result[f"{key}_us_per_doc"]
         places = ", ".join(f"{place} {us:,.0f}" for place, us in per.items() if place != "total")
         click.echo(
             f"  CPU µs a document, {label}: {per['total']:,.0f}, which {cores} cores allow "
-            f"{cores * 1e6 / per['total']:,.0f} docs/s at best\n    ({places})"
+            f"{result[f'{key}_ceiling_docs_per_s']:,} docs/s at best\n    ({places})"
         )
     goal = index.RATE_GOALS["docs_per_s"]
     click.echo(

@@ -60,6 +60,13 @@ def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_pa
     parts = sum(us for place, us in drained.items() if place != "total")
     assert abs(drained["total"] - parts) <= 0.1 * len(drained), drained  # each rounded to 0.1
     assert data["cpu_cores_busy"] > 0 and data["raw_engine_cpu_us_per_doc"] > 0
+    cores = data["cores"]
+    for key in ("cpu", "rebuild_cpu"):  # the cores' rate at that cost: cores / (s a document)
+        total = data[f"{key}_us_per_doc"]["total"]
+        assert (
+            abs(data[f"{key}_ceiling_docs_per_s"] - cores * 1e6 / total)
+            <= 0.01 * cores * 1e6 / total
+        )
     assert data["rebuild_cpu_us_per_doc"]["rebuild"] > 0
     assert "CPU µs a document, draining" in result.stdout
 
