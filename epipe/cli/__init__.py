@@ -78,8 +78,8 @@ def main() -> None:
 
 # Python's cyclic collector runs every 700 new containers by default: in the tailer (every
 # row change makes a few dicts and tuples, the bus holds thousands of events) it took a
-# fifth of the thread's time. Every 50,000 the tailer reads 30-45 % more row changes a
-# second (`bench capture`, docs/performance.md); cycles are still collected, a little later.
+# fifth of the thread's time. Every 50,000 the tailer reads about 30 % more row changes a
+# second (`bench capture` A/B, docs/performance.md); cycles are still collected, later.
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
