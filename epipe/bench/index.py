@@ -31,7 +31,6 @@ scratch tantivy index) running in this process:
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import tempfile
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 
 from epipe import wiring
@@ -360,12 +360,8 @@ def _rm_huge(
 
 
 def _rss_mb() -> int:
-    """This process's resident memory (Linux's /proc; 0 where there is none)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE") // 2**20
+    """This process's resident memory."""
+    return int(psutil.Process().memory_info().rss) // 2**20
 
 
 class _Peak:
