@@ -37,6 +37,7 @@ from epipe.hms.java import STORE_CLASS, compile_store, find_java, jars_dir
 from epipe.settings import Settings
 
 MAIN_CLASS = "org.apache.hadoop.hive.metastore.HiveMetaStore"
+DEADLOCK_TIMEOUT_S = 1  # whole seconds (Derby's unit); below derby.locks.waitTimeout (60)
 START_TIMEOUT = 120.0  # the first start creates the Derby schema: ~30 s on a busy machine
 STOP_TIMEOUT = 60.0
 _POLL = 0.1  # seconds between two looks at a condition waited for
@@ -237,6 +238,9 @@ class LocalMetastore:
             "--add-opens=java.base/java.lang=ALL-UNNAMED",
             "-XX:TieredStopAtLevel=1",  # the quick compiler only: starts in ~60 % of the time
             f"-Dderby.stream.error.file={self.derby_dir / 'derby.log'}",
+            # HMS readers and writers lock Derby's rows in opposite orders; a deadlock is
+            # looked for after a wait this long (Derby's default: 20 s of a stalled call)
+            f"-Dderby.locks.deadlockTimeout={DEADLOCK_TIMEOUT_S}",
             "-cp",
             f"{self.conf_dir}{os.pathsep}{jars}/*{extra}",
             main_class,
