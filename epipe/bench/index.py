@@ -342,8 +342,9 @@ def _rm_huge(
     pipeline.stop()
     load_images(conn, Actor("root", "bench"), under="/bench/huge", count=count, seed=3)
     loaded = _throughput(conn, store, pipeline)
-    before = _rss_mb()
-    peak = _Peak()
+    me = psutil.Process()
+    before = _rss_mb(me)
+    peak = _Peak(me)
     with peak:
         removal = _removed(conn, ns, store, "/bench/huge")
         _caught_up(conn)
@@ -359,22 +360,23 @@ def _rm_huge(
     }
 
 
-def _rss_mb() -> int:
-    """This process's resident memory."""
-    return int(psutil.Process().memory_info().rss) // 2**20
+def _rss_mb(me: psutil.Process) -> int:
+    """The process's resident memory."""
+    return int(me.memory_info().rss) // 2**20
 
 
 class _Peak:
     """The highest resident memory seen while the block runs (sampled every 20 ms)."""
 
-    def __init__(self) -> None:
+    def __init__(self, me: psutil.Process) -> None:
         self.mb = 0
+        self._me = me  # one handle: a new one reads /proc again at every sample
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while True:
-            self.mb = max(self.mb, _rss_mb())
+            self.mb = max(self.mb, _rss_mb(self._me))
             if self._done.wait(0.02):
                 return
 
@@ -385,4 +387,4 @@ class _Peak:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
-        self.mb = max(self.mb, _rss_mb())
+        self.mb = max(self.mb, _rss_mb(self._me))
