@@ -48,6 +48,11 @@ class CpuUse:
         spent = sum(self.seconds.values())
         return round(cores() * items / spent) if spent else 0
 
+    def floor_seconds(self) -> float:
+        """The wall-clock seconds this machine's cores allow at best for the CPU spent (all
+        of them busy all the time)."""
+        return round(sum(self.seconds.values()) / cores(), 2)
+
 
 def cores() -> int:
     """The cores this process may run on."""

@@ -21,7 +21,10 @@ scratch tantivy index) running in this process:
   from the commit of the removal (before it nothing is removed anywhere); rm_r_100k_db_s is
   the database's own delete (its cascade), which no consumer can shorten;
 - mv_100k_s: `mv` of such a directory until every moved document has its new path (the
-  subtree is rewritten and committed at once, so its first and last files tell);
+  subtree is rewritten and committed at once, so its first and last files tell), with the
+  CPU each of the mv_docs rewritten cost (mv_cpu_us_per_doc, by place), mv_cpu_floor_s
+  (the time this machine's cores allow at best at that cost) and mv_100k_s_vs_raw_engine
+  (the move's documents a second as a share of the engine's own rate);
 - rm_r_1m_s: `rm -r` of a directory of 1,000,000 files (`huge`) until the index holds none,
   from the commit as above (rm_r_1m_db_s the database's delete), with the process's peak
   resident memory meanwhile (rm_peak_rss_mb; the whole embedded pipeline runs in this
@@ -129,6 +132,10 @@ def run(
         result[f"{key}_goal"] = rate
         result[f"{key}_ratio"] = round(result[key] / rate, 3)
         result[f"{key}_vs_raw_engine"] = round(result[key] / result["raw_engine_docs_per_s"], 3)
+    # a move's rate (documents rewritten a second) as a share of the engine's own
+    result["mv_100k_s_vs_raw_engine"] = round(
+        result["mv_docs"] / result["mv_100k_s"] / result["raw_engine_docs_per_s"], 3
+    )
     return result
 
 
@@ -297,6 +304,14 @@ def _lag(
     }
 
 
+# the inodes of a directory and below it (the documents a move rewrites)
+_BELOW = """WITH RECURSIVE down (id) AS (
+                SELECT %s::bigint
+                UNION ALL
+                SELECT c.id FROM inodes c JOIN down ON c.parent_id = down.id)
+            SELECT count(*) FROM down"""
+
+
 def _subtrees(
     conn: psycopg.Connection,
     ns: Namespace,
@@ -312,18 +327,23 @@ def _subtrees(
         "WHERE name = 'big' AND parent_id = (SELECT id FROM inodes WHERE name = 'bench' "
         "AND parent_id = 1))"
     ).fetchone()  # type: ignore[misc]
+    (moved,) = conn.execute(_BELOW, [ns.stat("/bench/big").id]).fetchone()  # type: ignore[misc]
     index = store.current(writable=False)
-    started = time.perf_counter()
-    ns.mv("/bench/big", "/bench/moved")
-    while not all(
-        doc["path"].startswith("/bench/moved/") for doc in index.get([first, last]).values()
-    ):
-        time.sleep(0.005)
-    mv_seconds = time.perf_counter() - started
+    with cpu.measured(conn, _PLACES) as use:
+        started = time.perf_counter()
+        ns.mv("/bench/big", "/bench/moved")
+        while not all(
+            doc["path"].startswith("/bench/moved/") for doc in index.get([first, last]).values()
+        ):
+            time.sleep(0.005)
+        mv_seconds = time.perf_counter() - started
     _caught_up(conn)
     removal = _removed(conn, ns, store, "/bench/moved")
     return {
         "mv_100k_s": round(mv_seconds, 2),
+        "mv_docs": moved,
+        "mv_cpu_us_per_doc": use.per_item_us(moved),
+        "mv_cpu_floor_s": use.floor_seconds(),
         "rm_r_100k_s": round(removal.seconds, 2),
         "rm_r_100k_db_s": round(removal.db_seconds, 2),
         "subtree_files": count,

@@ -213,9 +213,10 @@ def _index(
         ("mv_100k_s", "mv 100k files s"),
         ("rm_r_1m_s", "rm -r 1M files s, from commit"),
     ):
+        vs_raw = result.get(key + "_vs_raw_engine")
         click.echo(
             f"  {label:<34}{result[key]:>12,}{result[key + '_goal']:>10,}"
-            f"{result[key + '_ratio']:>8.2f}"
+            f"{result[key + '_ratio']:>8.2f}" + ("" if vs_raw is None else f"{vs_raw:>8.2f}")
         )
     click.echo(
         f"  (rm -r of {result['rm_files']:,} files: the database's delete took "
@@ -229,11 +230,15 @@ def _index(
     cores = result["cores"]
     for key, label in (("cpu", "draining"), ("rebuild_cpu", "rebuild")):
         per = result[f"{key}_us_per_doc"]
-        places = ", ".join(f"{place} {us:,.0f}" for place, us in per.items() if place != "total")
         click.echo(
             f"  CPU µs a document, {label}: {per['total']:,.0f}, which {cores} cores allow "
-            f"{result[f'{key}_ceiling_docs_per_s']:,} docs/s at best\n    ({places})"
+            f"{result[f'{key}_ceiling_docs_per_s']:,} docs/s at best\n    ({_places(per)})"
         )
+    per = result["mv_cpu_us_per_doc"]
+    click.echo(
+        f"  CPU µs a document, mv of {result['mv_docs']:,}: {per['total']:,.0f}, which {cores} "
+        f"cores allow {result['mv_cpu_floor_s']} s at best\n    ({_places(per)})"
+    )
     goal = index.RATE_GOALS["docs_per_s"]
     click.echo(
         f"  (draining kept {result['cpu_cores_busy']} of {cores} cores busy; the engine alone "
@@ -247,6 +252,10 @@ def _index(
         f"   vs raw: the share of the engine's own rate, the same documents with no pipeline)"
     )
     return result
+
+
+def _places(per: dict[str, float]) -> str:
+    return ", ".join(f"{place} {us:,.0f}" for place, us in per.items() if place != "total")
 
 
 def _search(ctx: Context, files: int, fresh: bool) -> dict[str, Any]:

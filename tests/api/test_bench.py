@@ -47,7 +47,15 @@ def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_pa
     for key in ("docs_per_s", "rebuild_docs_per_s"):
         assert data[f"{key}_vs_raw_engine"] == round(data[key] / data["raw_engine_docs_per_s"], 3)
     assert 0 < data["lag_p50_ms"] <= data["lag_p99_ms"]
-    assert data["mv_100k_s"] > 0
+    assert data["mv_100k_s"] > 0 and data["mv_docs"] > 200  # the files and their dirs
+    assert data["mv_100k_s_vs_raw_engine"] == round(
+        data["mv_docs"] / data["mv_100k_s"] / data["raw_engine_docs_per_s"], 3
+    )
+    moved = data["mv_cpu_us_per_doc"]
+    assert "index consumer" in moved and moved["total"] >= 0, moved
+    # all the CPU the move cost, spread over every core: the floor of its wall-clock time
+    spent_s = moved["total"] * data["mv_docs"] / 1e6
+    assert abs(data["mv_cpu_floor_s"] - spent_s / data["cores"]) <= 0.01 + 0.001 * len(moved)
     assert data["rm_files"] == 400 and data["rm_peak_rss_mb"] >= data["rm_rss_before_mb"] > 0
     # a few hundred files may go within the rounding (0.01 s): only the order is certain
     assert data["rm_r_1m_caught_up_s"] >= data["rm_r_1m_s"] >= 0 and data["rm_r_100k_s"] >= 0
@@ -70,6 +78,7 @@ def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_pa
         )
     assert "rebuild" in data["rebuild_cpu_us_per_doc"]
     assert "CPU µs a document, draining" in result.stdout
+    assert f"CPU µs a document, mv of {data['mv_docs']:,}" in result.stdout
 
 
 def test_bench_capture_prints_the_tailer_beside_pg_recvlogical(dsn: str, tmp_path: Path) -> None:
