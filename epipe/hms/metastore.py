@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from pymetastore.hive_metastore import ThriftHiveMetastore
 from pymetastore.hive_metastore import ttypes as hive
 from thrift.protocol import TBinaryProtocol
-from thrift.Thrift import TException
+from thrift.Thrift import TApplicationException, TException
 from thrift.transport import TSocket, TTransport
 
 from epipe.errors import ConfigError, EpipeError
@@ -364,8 +364,7 @@ class Metastore:
         except hive.NoSuchObjectException:
             return []
         except TException as exc:
-            reason = getattr(exc, "message", None) or type(exc).__name__
-            return [(o, f"the metastore refused it: {reason}") for o in objects]
+            return [(o, f"the metastore refused it: {reason_of(exc)}") for o in objects]
         return []
 
 
@@ -376,8 +375,22 @@ def _listing(read: Callable[[], list[HiveObject]]) -> list[HiveObject]:
     try:
         return read()
     except TException as exc:
-        reason = getattr(exc, "message", None) or type(exc).__name__
-        raise MetastoreUnavailable(f"the metastore failed to list its objects: {reason}") from None
+        raise MetastoreUnavailable(
+            f"the metastore failed to list its objects: {reason_of(exc)}"
+        ) from None
+
+
+def reason_of(exc: TException) -> str:
+    """What a Thrift failure says. "unknown result" is Thrift's word for an exception the
+    metastore threw that its interface does not declare (a lock timeout or a deadlock in
+    its own database, among others): said so, since its log has the rest."""
+    reason = getattr(exc, "message", None) or type(exc).__name__
+    if isinstance(exc, TApplicationException) and exc.type == TApplicationException.MISSING_RESULT:
+        reason += (
+            " (the metastore failed with an error its interface does not declare, such as a "
+            "lock timeout or deadlock in its database: its log names it)"
+        )
+    return str(reason)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
