@@ -387,8 +387,8 @@ def reason_of(exc: TException) -> str:
     reason = getattr(exc, "message", None) or type(exc).__name__
     if isinstance(exc, TApplicationException) and exc.type == TApplicationException.MISSING_RESULT:
         reason += (
-            " (the metastore failed with an error its interface does not declare, such as a "
-            "lock timeout or deadlock in its database: its log names it)"
+            " (an error the metastore's interface does not declare, such as a lock timeout "
+            "or a deadlock in its database: its log names it)"
         )
     return str(reason)
 
