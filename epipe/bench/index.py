@@ -322,12 +322,11 @@ def _subtrees(
     progress(f"rm -r and mv of {count:,} annotated files")
     load_images(conn, Actor("root", "bench"), under="/bench/big", count=count, seed=2)
     _caught_up(conn)
+    root = ns.stat("/bench/big").id
     first, last = conn.execute(
-        "SELECT min(id), max(id) FROM inodes WHERE kind = 'f' AND id > (SELECT id FROM inodes "
-        "WHERE name = 'big' AND parent_id = (SELECT id FROM inodes WHERE name = 'bench' "
-        "AND parent_id = 1))"
+        "SELECT min(id), max(id) FROM inodes WHERE kind = 'f' AND id > %s", [root]
     ).fetchone()  # type: ignore[misc]
-    (moved,) = conn.execute(_BELOW, [ns.stat("/bench/big").id]).fetchone()  # type: ignore[misc]
+    (moved,) = conn.execute(_BELOW, [root]).fetchone()  # type: ignore[misc]
     index = store.current(writable=False)
     with cpu.measured(conn, _PLACES) as use:
         started = time.perf_counter()
