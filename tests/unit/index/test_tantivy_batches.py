@@ -3,22 +3,17 @@ and their order are what one thread gives, and a failure leaves nothing writing 
 
 from __future__ import annotations
 
-import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from epipe.index.document import Document
-from epipe.index.tantivy import TantivyStore
 from epipe.index.tantivy import index as tantivy_index
-from epipe.index.tantivy.index import CHUNK, IN_FLIGHT, OVERLAP_FROM, TantivyIndex
+from epipe.index.tantivy.index import CHUNK, IN_FLIGHT, OVERLAP_FROM
 from epipe.load.images import generate
-from tests.unit.index.test_tantivy_json import document
+from tests.unit.index.test_tantivy_json import document, writable_index
 
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)
 BEYOND = datetime(2262, 4, 12, tzinfo=UTC)  # past tantivy's dates: refused
@@ -39,18 +34,8 @@ def _batch() -> list[Document]:
     return docs
 
 
-@contextmanager
-def _index() -> Iterator[TantivyIndex]:
-    with tempfile.TemporaryDirectory() as root:
-        index = TantivyStore(Path(root)).current(writable=True)
-        try:
-            yield index
-        finally:
-            index.close()
-
-
 def _written(docs: list[Document]) -> tuple[list[tuple[int, str]], dict[int, Document]]:
-    with _index() as index:
+    with writable_index() as index:
         rejected = index.upsert(docs)
         index.commit()
         assert index.check_fields([d for d in docs if d["mtime"] != BEYOND.isoformat()]) == {}
@@ -71,7 +56,7 @@ def test_two_threads_write_what_one_does(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_an_update_in_a_large_batch_replaces_the_document() -> None:
     docs = _batch()
-    with _index() as index:
+    with writable_index() as index:
         index.upsert(docs)
         index.commit()
         renamed: list[Document] = [{**doc, "name": f"v2-{doc['id']}"} for doc in docs]
@@ -109,7 +94,7 @@ def test_a_failure_raises_and_leaves_no_thread_writing(
             return added(writer, chunk)
 
         monkeypatch.setattr(tantivy_index, "_added", add)
-    with _index() as index:
+    with writable_index() as index:
         with pytest.raises(Exception, match="the disk is gone"):
             index.upsert(docs)
         assert not [t for t in threading.enumerate() if t.name.startswith("tantivy-add")]
