@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,16 +24,6 @@ if TYPE_CHECKING:
     from epipe.index.tantivy.store import TantivyStore
 
 WRITER_HEAP = 128_000_000
-WRITER_THREADS = 1  # a second indexing thread costs more CPU than it gives (docs/performance.md)
-# Two threads write a batch of at least OVERLAP_FROM documents (below, a thread costs more
-# than it saves), CHUNK documents at a time, at most IN_FLIGHT chunks ahead of the writer.
-OVERLAP_FROM = 512
-CHUNK = 256
-IN_FLIGHT = 4
-
-# (inode id, tantivy's input for the document, or None and why it cannot be written)
-_Prepared = tuple[int, str | tantivy.Document | None, str | None]
-_REFUSALS = (ValueError, TypeError, OverflowError)
 
 
 class TantivyIndex:
@@ -56,7 +44,7 @@ class TantivyIndex:
                     f"the tantivy index at {path} has the fields of another epipe version: "
                     "run `epipe reindex` to build one with the current fields"
                 ) from None
-            self._writer = self._index.writer(WRITER_HEAP, WRITER_THREADS) if writable else None
+            self._writer = self._index.writer(WRITER_HEAP, 1) if writable else None
             if self._writer is not None:
                 # A writer killed mid-commit leaves files no commit names (a segment's `.del`
                 # among them); replaying its operations would create them again, which
@@ -69,32 +57,20 @@ class TantivyIndex:
     # -- writes ------------------------------------------------------------------------------
 
     def upsert(self, docs: list[Document]) -> list[tuple[int, str]]:
-        """Write `docs` (replacing any with their ids); the ones tantivy refuses, with why.
-
-        A large batch is written by two threads: this one turns documents into tantivy's
-        input while a second hands the previous chunk to the writer, whose JSON parse
-        releases the GIL, so the two overlap (docs/performance.md, "Writing in two
-        threads"). The writer gets everything in the documents' order either way, and
-        every write of the batch is done when this returns or raises."""
         writer = self._need_writer()
         self.delete(doc["id"] for doc in docs)
+        rejected = []
         with self._failing("write to"):
-            if len(docs) < OVERLAP_FROM:
-                return _added(writer, [_prepared(doc) for doc in docs])
-            rejected: list[tuple[int, str]] = []
-            adder = ThreadPoolExecutor(1, thread_name_prefix="tantivy-add")
-            try:
-                pending: deque[Future[list[tuple[int, str]]]] = deque()
-                for start in range(0, len(docs), CHUNK):
-                    chunk = [_prepared(doc) for doc in docs[start : start + CHUNK]]
-                    pending.append(adder.submit(_added, writer, chunk))
-                    if len(pending) > IN_FLIGHT:  # bounds the texts held, not yet written
-                        rejected += pending.popleft().result()
-                while pending:
-                    rejected += pending.popleft().result()
-            finally:  # a failure: nothing more reaches the writer once this returns
-                adder.shutdown(wait=True, cancel_futures=True)
-            return rejected
+            for doc in docs:
+                try:
+                    text = as_json(doc)
+                    if text is None:
+                        writer.add_document(to_tantivy(doc))
+                    else:
+                        writer.add_json(text)
+                except (ValueError, TypeError, OverflowError) as exc:
+                    rejected.append((doc["id"], f"tantivy refused the document: {exc}"))
+        return rejected
 
     # Deletes go through schema-aware queries: delete_documents_by_term would make a signed
     # term of a Python int and match nothing in these unsigned fields.
@@ -220,33 +196,3 @@ class TantivyIndex:
         searcher = self._searcher()
         with self._failing("read"):
             return differing(self.schema, self._index, searcher, expected)
-
-
-def _prepared(doc: Document) -> _Prepared:
-    """`doc` as tantivy's input: JSON text where it carries the document exactly, else a
-    tantivy.Document (epipe.index.tantivy.document)."""
-    try:
-        text = as_json(doc)
-        return (doc["id"], to_tantivy(doc) if text is None else text, None)
-    except _REFUSALS as exc:
-        return (doc["id"], None, _refusal(exc))
-
-
-def _added(writer: tantivy.IndexWriter, prepared: list[_Prepared]) -> list[tuple[int, str]]:
-    """Hand `prepared` to the writer in order; the ones refused, with why."""
-    rejected = []
-    for inode_id, item, refusal in prepared:
-        try:
-            if item is None:
-                rejected.append((inode_id, refusal or ""))
-            elif isinstance(item, str):
-                writer.add_json(item)
-            else:
-                writer.add_document(item)
-        except _REFUSALS as exc:
-            rejected.append((inode_id, _refusal(exc)))
-    return rejected
-
-
-def _refusal(exc: BaseException) -> str:
-    return f"tantivy refused the document: {exc}"

@@ -70,7 +70,7 @@ def documents(draw: st.DrawFn) -> list[Document]:
 
 
 @contextmanager
-def writable_index() -> Iterator[Any]:
+def _index() -> Iterator[Any]:
     """A writable index in a directory of its own, closed before the directory goes."""
     with tempfile.TemporaryDirectory() as root:
         index = TantivyStore(Path(root)).current(writable=True)
@@ -83,7 +83,7 @@ def writable_index() -> Iterator[Any]:
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_documents_written_as_json_read_back_and_index_as_they_are(docs: list[Document]) -> None:
-    with writable_index() as index:
+    with _index() as index:
         assert index.upsert(docs) == []
         index.commit()
         assert index.get(doc["id"] for doc in docs) == {doc["id"]: doc for doc in docs}
@@ -107,7 +107,7 @@ def test_plain_documents_go_as_json_and_the_others_field_by_field() -> None:
     assert [as_json(doc) for doc in odd] == [None] * len(odd)
     plain = [document(7, "a", 1, when, {"f": 0.5, "g": 1e22, "h": 123456789.25, "i": 2**64 - 1})]
     assert as_json(plain[0]) is not None
-    with writable_index() as index:
+    with _index() as index:
         assert index.upsert(images + odd + plain) == []
         rejected = index.upsert([beyond])
         assert [i for i, _ in rejected] == [6]
