@@ -23,6 +23,7 @@ from epipe.index.tantivy.lock import WriterLock
 from epipe.index.tantivy.schema import build_schema
 
 POSITION = "position.json"
+OPEN_ATTEMPTS = 5  # a reader's opens when files vanish under it (a commit meanwhile)
 
 
 class TantivyStore:
@@ -80,7 +81,7 @@ class TantivyStore:
         index.follow = self
         return index
 
-    def current(self, *, writable: bool) -> TantivyIndex:
+    def current(self, *, writable: bool, attempts: int = OPEN_ATTEMPTS) -> TantivyIndex:
         generation = self.current_generation()
         if generation is None:
             generation, index = self.new_generation()
@@ -90,10 +91,15 @@ class TantivyStore:
             return TantivyIndex(
                 self.root / generation, self.schema, writable=writable, generation=generation
             )
-        except EngineError:
-            if self.current_generation() == generation:
+        except EngineError as exc:
+            if self.current_generation() != generation:
+                return self.current(writable=writable)  # swapped meanwhile: open the new one
+            # A writer's commit renamed a file away while this reader opened the directory
+            # (its atomic writes go through a temporary file): open again, as Lucene's
+            # readers do when a commit lands during their open.
+            if writable or attempts <= 1 or not _vanished(exc):
                 raise
-            return self.current(writable=writable)  # swapped meanwhile: open the new one
+            return self.current(writable=False, attempts=attempts - 1)
 
     def new_generation(self) -> tuple[str, TantivyIndex]:
         with map_exceptions(f"make a new generation under {self.root}"):
@@ -121,6 +127,10 @@ class TantivyStore:
     def discard(self, generation: str) -> None:
         if generation != self.current_generation():
             shutil.rmtree(self.root / generation, ignore_errors=True)
+
+
+def _vanished(exc: EngineError) -> bool:
+    return "No such file or directory" in str(exc)
 
 
 def _number(name: str) -> int:

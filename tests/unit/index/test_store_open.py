@@ -1,0 +1,73 @@
+"""A reader opening the current generation while a writer commits may find a file renamed
+away under it (tantivy writes through temporary files): it opens again, a bounded number
+of times; writers and other errors are not retried."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epipe.index.engine import EngineError
+from epipe.index.tantivy import store as tantivy_store
+from epipe.index.tantivy.index import TantivyIndex
+from epipe.index.tantivy.store import OPEN_ATTEMPTS, TantivyStore
+
+VANISHED = (
+    "cannot open the tantivy index at {path}: An IO error occurred: 'No such file or "
+    'directory (os error 2) at path "{path}/.tmplFQ2dM"\''
+)
+
+
+def _failing(monkeypatch: pytest.MonkeyPatch, failures: int, message: str) -> list[bool]:
+    """The first `failures` opens raise `message`; the writable flag of every open."""
+    opened = TantivyIndex
+    calls: list[bool] = []
+
+    def open_index(path: Path, schema: Any, *, writable: bool, generation: str = "") -> Any:
+        calls.append(writable)
+        if len(calls) <= failures:
+            raise EngineError(message.format(path=path))
+        return opened(path, schema, writable=writable, generation=generation)
+
+    monkeypatch.setattr(tantivy_store, "TantivyIndex", open_index)
+    return calls
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TantivyStore:
+    store = TantivyStore(tmp_path / "index")
+    store.current(writable=True).close()
+    return store
+
+
+def test_a_reader_opens_again_when_a_file_vanished_under_it(
+    store: TantivyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _failing(monkeypatch, OPEN_ATTEMPTS - 1, VANISHED)
+    index = store.reader()
+    assert index.count() == 0 and index.generation == store.current_generation()
+    assert calls == [False] * OPEN_ATTEMPTS
+
+
+def test_a_reader_gives_up_after_its_attempts(
+    store: TantivyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _failing(monkeypatch, OPEN_ATTEMPTS, VANISHED)
+    with pytest.raises(EngineError, match="No such file or directory"):
+        store.reader()
+    assert len(calls) == OPEN_ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    ("writable", "message"),
+    [(True, VANISHED), (False, "cannot open the tantivy index at {path}: checksum mismatch")],
+)
+def test_a_writer_or_another_error_is_not_retried(
+    store: TantivyStore, monkeypatch: pytest.MonkeyPatch, writable: bool, message: str
+) -> None:
+    calls = _failing(monkeypatch, 1, message)
+    with pytest.raises(EngineError):
+        store.current(writable=writable)
+    assert calls == [writable]
