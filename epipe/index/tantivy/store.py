@@ -81,7 +81,10 @@ class TantivyStore:
         index.follow = self
         return index
 
-    def current(self, *, writable: bool, attempts: int = OPEN_ATTEMPTS) -> TantivyIndex:
+    def current(self, *, writable: bool) -> TantivyIndex:
+        return self._open_current(writable, OPEN_ATTEMPTS)
+
+    def _open_current(self, writable: bool, attempts: int) -> TantivyIndex:
         generation = self.current_generation()
         if generation is None:
             generation, index = self.new_generation()
@@ -99,7 +102,7 @@ class TantivyStore:
             # readers do when a commit lands during their open.
             if writable or attempts <= 1 or not _vanished(exc):
                 raise
-            return self.current(writable=False, attempts=attempts - 1)
+            return self._open_current(False, attempts - 1)
 
     def new_generation(self) -> tuple[str, TantivyIndex]:
         with map_exceptions(f"make a new generation under {self.root}"):
