@@ -22,14 +22,13 @@ VANISHED = (
 
 def _failing(monkeypatch: pytest.MonkeyPatch, failures: int, message: str) -> list[bool]:
     """The first `failures` opens raise `message`; the writable flag of every open."""
-    opened = TantivyIndex
     calls: list[bool] = []
 
     def open_index(path: Path, schema: Any, *, writable: bool, generation: str = "") -> Any:
         calls.append(writable)
         if len(calls) <= failures:
             raise EngineError(message.format(path=path))
-        return opened(path, schema, writable=writable, generation=generation)
+        return TantivyIndex(path, schema, writable=writable, generation=generation)
 
     monkeypatch.setattr(tantivy_store, "TantivyIndex", open_index)
     return calls
