@@ -13,7 +13,7 @@ help: ## list the targets
 
 install: $(STAMP) ## create .venv with epipe, its dev tools and the Hive Metastore jars (idempotent)
 
-$(STAMP): pyproject.toml hatch_build.py epipe/source/_tuples.c
+$(STAMP): pyproject.toml hatch_build.py $(wildcard epipe/*/_*.c epipe/*/*/_*.c)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "epipe needs Python >= 3.11 (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip

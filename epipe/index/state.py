@@ -7,8 +7,9 @@ Paths come from the parent chain (`NamespaceReader`, shared with every consumer)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from epipe.fs.model import KINDS
 from epipe.fs.reader import NamespaceReader
@@ -25,6 +26,7 @@ _ROW = """i.id, i.parent_id, i.name, i.kind, i.size, i.mode,
            FROM xattrs x WHERE x.inode_id = i.id)"""  # keys as xattrs.display_name shows them
 _JOINS = "LEFT JOIN users u ON u.id = i.owner_id LEFT JOIN groups g ON g.id = i.group_id"
 Skipped = list[tuple[int, list[str]]]  # (inode id, xattrs left out of its document)
+T = TypeVar("T")
 
 
 class DocumentSource:
@@ -113,7 +115,7 @@ class DocumentSource:
         with self._conn.transaction(), self._conn.cursor(name=f"epipe_walk_{root}") as cur:
             cur.itersize = batch
             cur.execute(sql, params)
-            while rows := cur.fetchmany(batch):
+            for rows in fetched_ahead(lambda: cur.fetchmany(batch) or None):
                 docs, skipped = [], []
                 for row in rows:
                     doc, left_out = build(_row(row), row[11], row[12], row[10], version)
@@ -121,6 +123,18 @@ class DocumentSource:
                     if left_out:
                         skipped.append((row[0], left_out))
                 yield docs, skipped
+
+
+def fetched_ahead(fetch: Callable[[], T | None]) -> Generator[T, None, None]:
+    """What `fetch()` returns until it returns None, the next call already running on a
+    thread of its own while the caller works on the last: the database computes the next
+    rows (in its own process) while the caller builds documents of these. Stopping early
+    waits for the call in flight (at most one)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="epipe-fetch") as pool:
+        pending = pool.submit(fetch)
+        while (fetched := pending.result()) is not None:
+            pending = pool.submit(fetch)
+            yield fetched
 
 
 def _row(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -19,6 +19,11 @@ import tantivy
 
 from epipe.index.document import MAX_TEXT_BYTES, Document, annotation_text, indexed_annotations
 
+try:  # the compiled twins of the two checks below, built by `make install` (hatch_build.py)
+    from epipe.index.tantivy import _plain
+except ImportError:  # no compiler where epipe was installed: the definitions themselves
+    _plain = None  # type: ignore[assignment]
+
 
 def fields(doc: Document) -> dict[str, Any]:
     """The values of each field of tantivy-fields.json for `doc` (times as ISO text, `source`
@@ -90,9 +95,9 @@ def as_json(doc: Document) -> str | None:
       (serde_json without its `float_roundtrip` feature), exact only while the digits fit a
       double's 53 bits and 10^exponent is exact (|exponent| ≤ 22); orjson writes the
       shortest text of a double, which may need 17 digits."""
-    if not (_plain_time(doc["mtime"]) and _plain_time(doc["ctime"])):
+    if not (plain_time(doc["mtime"]) and plain_time(doc["ctime"])):
         return None
-    if doc["xattrs"] and not _exact_numbers(doc["xattrs"]):
+    if doc["xattrs"] and not exact_numbers(doc["xattrs"]):
         return None
     out = fields(doc)
     out["source"] = base64.b64encode(out["source"]).decode()  # how JSON text holds bytes
@@ -108,11 +113,13 @@ _EXACT_DIGITS = 2**53
 _EXACT_POWER = 22  # 10^22 is the largest power of ten a double holds exactly
 
 
-def _plain_time(text: str) -> bool:
+def plain_time_python(text: str) -> bool:
+    """Whether `text` is a time as `as_json` hands tantivy (what `datetime.isoformat` writes
+    for an aware time in tantivy's years)."""
     return _ISO.fullmatch(text) is not None and "1678" <= text[:4] <= "2261"
 
 
-def _exact_numbers(value: Any) -> bool:
+def exact_numbers_python(value: Any) -> bool:
     """Whether tantivy reads every double in `value` back from orjson's text of it (its
     digits and power of ten, e.g. 0.938 is 938 and -3). Integers are read exactly."""
     stack = [value]
@@ -133,6 +140,15 @@ def _exact_numbers(value: Any) -> bool:
             if digits > _EXACT_DIGITS or abs(power) > _EXACT_POWER:
                 return False
     return True
+
+
+def _compiled_exact_numbers(value: Any) -> bool:
+    return _plain.exact_numbers(value, orjson.dumps)
+
+
+# the compiled twins where they were built: a tenth of the index consumer's time in Python
+plain_time = plain_time_python if _plain is None else _plain.plain_time
+exact_numbers = exact_numbers_python if _plain is None else _compiled_exact_numbers
 
 
 def stored(searcher: tantivy.Searcher, address: tantivy.DocAddress) -> Document:
