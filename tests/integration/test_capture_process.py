@@ -96,10 +96,11 @@ def test_a_300000_row_transaction_streams_through_in_bounded_memory(
     print(f"peak RSS of `epipe run` for 2 x 300,000-row transactions: {peak_mib:.0f} MiB")
     # The tailer publishes every 2,000 events and flushes at 20,000, so it never holds a
     # transaction: measured 72-75 MiB at first, 118-176 MiB since the index consumer looks
-    # deleted ids up again after its commits (alone and beside a parallel suite). Holding one
-    # transaction's 300,000 events before publishing (the mistake this guards against)
-    # measured 266 MiB.
-    assert peak_mib < 210
+    # deleted ids up again after its commits, 166-187 alone since, and twice past 210 (210.4
+    # and 217) beside a parallel full suite. Holding one transaction's 300,000 events before
+    # publishing (the mistake this guards against) measured 266-285 MiB: the bound sits
+    # between the two.
+    assert peak_mib < 240
 
 
 @pytest.mark.slow
