@@ -199,6 +199,9 @@ def _index(
         progress=lambda line: click.echo(f"  {line}", err=True),
     )
     click.echo(f"index: embedded stack (tantivy), {result['docs']:,} documents loaded")
+    for key, what in (("compiled_parse", "tuple parse"), ("compiled_checks", "document checks")):
+        if not result[key]:
+            click.echo(f"  (the compiled {what} is not built: these figures are without it)")
     click.echo(f"  {'':<34}{'measured':>12}{'goal':>10}{'ratio':>8}{'vs raw':>8}")
     click.echo(f"  {'raw engine docs/s (baseline)':<34}{result['raw_engine_docs_per_s']:>12,}")
     for key, label in (("docs_per_s", "pipeline docs/s"), ("rebuild_docs_per_s", "rebuild docs/s")):

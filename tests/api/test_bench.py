@@ -79,6 +79,8 @@ def test_bench_index_prints_its_figures_beside_the_engine_alone(dsn: str, tmp_pa
         )
     assert "rebuild" in data["rebuild_cpu_us_per_doc"]
     assert "CPU µs a document, draining" in result.stdout
+    assert data["compiled_parse"] is True and data["compiled_checks"] is True
+    assert "not built" not in result.stdout
     assert f"CPU µs a document, mv of {data['mv_docs']:,}" in result.stdout
 
 
