@@ -56,8 +56,15 @@ def fields(doc: Document) -> dict[str, Any]:
     if doc["xattrs"]:  # no string can be too long to index in a short document
         xattrs = indexed_annotations(doc["xattrs"])
         out["annotations"] = xattrs if len(source) <= MAX_TEXT_BYTES else _indexable(xattrs)
-        out["annotation_words"] = annotation_text(doc["xattrs"])
+        out["annotation_words"] = annotation_words(doc["xattrs"])
     return out
+
+
+def annotation_words(xattrs: dict[str, Any]) -> str:
+    """`annotation_text` with JSON's quotes as spaces: the same words (tantivy's tokenizer
+    splits at either), and text that tantivy's JSON reader takes without unescaping a quote
+    around every key and string (5 % of the engine's CPU for a bench image)."""
+    return annotation_text(xattrs).replace('"', " ")
 
 
 _UNSIGNED = frozenset({"id", "parent_id", "size", "version"})
