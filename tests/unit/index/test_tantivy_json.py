@@ -1,6 +1,8 @@
 """Documents handed to tantivy as JSON text (`as_json`, what `upsert` uses) index exactly as
 those built field by field (`to_tantivy`); the text is used for the plain documents and left
-for the others."""
+for the others. Their free text of the annotations (`annotation_words`: the annotations'
+JSON text with its quotes as spaces) holds exactly the words of the JSON text (what
+Elasticsearch's `annotation_text` holds, and what every index built before held)."""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ import tantivy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from epipe.index.document import Document, build
+from epipe.index.document import Document, annotation_text, build
 from epipe.index.tantivy import TantivyStore
-from epipe.index.tantivy.document import as_json, to_tantivy
-from epipe.index.tantivy.schema import build_schema
+from epipe.index.tantivy.document import annotation_words, as_json, to_tantivy
+from epipe.index.tantivy.schema import build_schema, tokens
 from epipe.load.images import generate
 
 offsets = st.builds(
@@ -151,6 +153,53 @@ def test_both_ways_index_the_same_terms_and_columns() -> None:
             assert (
                 sum(bool(_hits(by_fields, query, order)) for query in queries) == len(queries) - 2
             )
+
+
+# any text orjson writes: quotes, backslashes, control characters, every plane
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+json_values = st.recursive(
+    st.one_of(texts, st.integers(-(2**63), 2**64 - 1), st.floats(), st.booleans(), st.none()),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(texts, json_values, max_size=4))
+def test_the_annotation_words_are_those_of_the_json_text_in_order(xattrs: dict[str, Any]) -> None:
+    assert tokens(annotation_words(xattrs)) == tokens(annotation_text(xattrs))
+
+
+ODD_ANNOTATIONS: list[dict[str, Any]] = [
+    {"say": 'he said "hi" to \\"them\\"', "q\"uo'te": ['a"b', "c\\d"]},
+    {"lines": "one\ntwo\tthree\r\x00four\x1f", "path": "C:\\data\\set"},
+    {"ünïcødé": "Größe ŞEHİR", "emoji": "🚲🚲🚲 bikes", "cjk": "自転車 の 画像"},
+    {"long": "x" * 39 + " " + "y" * 41, "n": [1.5, -2, 10**19], "ok": [True, False, None]},
+    {"nested": {"deep": {"deeper": [{"k": "v w"}]}}, "": ""},
+]
+
+
+def test_the_index_finds_each_word_of_the_annotations_json_text_and_no_other() -> None:
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    docs = [document(10 + n, f"f{n}", 1, when, x) for n, x in enumerate(ODD_ANNOTATIONS)]
+    assert all("skipped" not in doc for doc in docs)
+    words = {doc["id"]: set(tokens(annotation_text(doc["xattrs"]))) for doc in docs}
+    every = set().union(*words.values())
+    assert {"hi", "them", "größe", "自転車", "deeper", "x" * 39} <= every
+    assert "y" * 41 not in every  # longer than the tokenizer keeps
+    schema = build_schema()
+    with tempfile.TemporaryDirectory() as path:
+        index = tantivy.Index(schema, path)
+        writer = index.writer(50_000_000, 1)
+        for doc in docs:
+            _add_json(writer, doc)  # the text path, the one whose words changed
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        for word in sorted(every | {"bicycle"}):  # and a word no document holds
+            query = tantivy.Query.term_query(schema, "annotation_words", word)
+            found = {inode_id for _, inode_id in _hits(index, query, None)}
+            assert found == {i for i, held in words.items() if word in held}, word
 
 
 def _add_json(writer: tantivy.IndexWriter, doc: Document) -> None:
