@@ -9,8 +9,11 @@ by rename after each batch: tantivy-py's commit takes no payload).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -23,6 +26,7 @@ from epipe.index.tantivy.lock import WriterLock
 from epipe.index.tantivy.schema import build_schema
 
 POSITION = "position.json"
+FIRST = ".first-generation.lock"  # not `g*`: only generations match that
 OPEN_ATTEMPTS = 5  # a reader's opens when files vanish under it (a commit meanwhile)
 
 
@@ -87,9 +91,15 @@ class TantivyStore:
     def _open_current(self, writable: bool, attempts: int) -> TantivyIndex:
         generation = self.current_generation()
         if generation is None:
-            generation, index = self.new_generation()
-            index.close()
-            self.activate(generation)
+            # The index consumer and the API start together on an empty store: one makes
+            # the first generation, the others find it (each making its own, one's
+            # activation removed the other's generation under it).
+            with _exclusive(self.root / FIRST):
+                generation = self.current_generation()
+                if generation is None:
+                    generation, index = self.new_generation()
+                    index.close()
+                    self.activate(generation)
         try:
             return TantivyIndex(
                 self.root / generation, self.schema, writable=writable, generation=generation
@@ -130,6 +140,21 @@ class TantivyStore:
     def discard(self, generation: str) -> None:
         if generation != self.current_generation():
             shutil.rmtree(self.root / generation, ignore_errors=True)
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An flock on `path` while the block runs (waiting for it; the kernel releases it if
+    the process dies)."""
+    with map_exceptions(f"lock {path}"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with map_exceptions(f"lock {path}"):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the flock
 
 
 def _vanished(exc: EngineError) -> bool:

@@ -4,6 +4,7 @@ of times; writers and other errors are not retried."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,46 @@ def test_a_writer_or_another_error_is_not_retried(
     with pytest.raises(EngineError):
         store.current(writable=writable)
     assert calls == [writable]
+
+
+OPENERS = 4
+
+
+def test_processes_opening_an_empty_store_at_once_share_one_first_generation(
+    tmp_path: Path,
+) -> None:
+    """The index consumer and the API start together on an empty store: each made the first
+    generation, and one's activation removed the other's generation under it."""
+    for attempt in range(20):
+        root = tmp_path / f"index{attempt}"
+        start = threading.Barrier(OPENERS)
+        opened: list[str] = []
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(target=_open_at, args=(root, n == 0, start, opened, errors))
+            for n in range(OPENERS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(opened) == OPENERS and len(set(opened)) == 1
+        assert sorted(p.name for p in root.glob("g*")) == opened[:1]
+
+
+def _open_at(
+    root: Path,
+    writable: bool,
+    start: threading.Barrier,
+    opened: list[str],
+    errors: list[BaseException],
+) -> None:
+    store = TantivyStore(root)  # each its own, as separate processes hold them
+    start.wait()
+    try:
+        index = store.current(writable=writable)
+        opened.append(index.generation)
+        index.close()
+    except BaseException as exc:  # collected: the assertion names it
+        errors.append(exc)
